@@ -1,0 +1,10 @@
+package checks
+
+// All returns the catalog in display order. Prerequisites come before the
+// checks that require them. IDs are stable: scripts and CI depend on them.
+func All() []Check {
+	return []Check{
+		configCheck,
+		fqdnCheck,
+	}
+}

@@ -1,0 +1,172 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// Validate checks the values that decoded well: required keys, addresses,
+// host names and enumerations.
+func (c *Config) Validate() Errors {
+	v := validator{c: c}
+	v.required("sip.domains", len(c.SIP.Domains) > 0, "every SIP domain the gateway answers for", "add sip.domains: [example.com]")
+	seen := map[string]bool{}
+	for i, d := range c.SIP.Domains {
+		key := fmt.Sprintf("sip.domains[%d]", i)
+		v.hostname(key, d, "a SIP domain name such as litware.com")
+		if seen[strings.ToLower(d)] {
+			v.add(key, strconv.Quote(d)+" a second time", "each domain once", "remove the duplicate")
+		}
+		seen[strings.ToLower(d)] = true
+	}
+	v.hostPort("sip.listen", c.SIP.Listen, true)
+	v.hostname("sip.edge.host", c.SIP.Edge.Host, "the Edge server's FQDN (or IP address)")
+	if c.SIP.Edge.Port < 1 || c.SIP.Edge.Port > 65535 {
+		v.add("sip.edge.port", strconv.Itoa(c.SIP.Edge.Port), "a port from 1 to 65535", "the Edge's MTLS port is usually 5061")
+	}
+	switch c.SIP.Edge.Transport {
+	case "tls", "tcp", "udp":
+	default:
+		v.add("sip.edge.transport", strconv.Quote(c.SIP.Edge.Transport), "tls, tcp or udp", "use tls; tcp and udp are for labs only")
+	}
+
+	v.hostPort("xmpp.listen", c.XMPP.Listen, true)
+	v.hostname("xmpp.internal_fqdn", c.XMPP.InternalFQDN, "the FQDN the Edge uses to reach the gateway")
+	v.hostname("xmpp.external_fqdn", c.XMPP.ExternalFQDN, "the FQDN XMPP peers find through SRV")
+	v.ip("xmpp.public_ip", c.XMPP.PublicIP)
+	v.ip("xmpp.private_ip", c.XMPP.PrivateIP)
+	partners := map[string]bool{}
+	for i, p := range c.XMPP.Federation {
+		key := fmt.Sprintf("xmpp.federation[%d]", i)
+		v.hostname(key+".domain", p.Domain, "a federated XMPP domain such as gmail.com")
+		switch p.Auth {
+		case AuthDialback, AuthTLS, AuthTLSDialback:
+		default:
+			v.add(key+".auth", strconv.Quote(p.Auth), "dialback, tls or tls+dialback", "use dialback for servers without usable certificates")
+		}
+		if partners[strings.ToLower(p.Domain)] {
+			v.add(key+".domain", strconv.Quote(p.Domain)+" a second time", "each partner once", "remove the duplicate entry")
+		}
+		partners[strings.ToLower(p.Domain)] = true
+		if c.ServesDomain(p.Domain) {
+			v.add(key+".domain", strconv.Quote(p.Domain), "a remote XMPP domain, not one of sip.domains", "remove it from xmpp.federation")
+		}
+	}
+	for i, d := range c.XMPP.Deny {
+		v.hostname(fmt.Sprintf("xmpp.deny[%d]", i), d, "a domain to refuse")
+	}
+	if c.XMPP.MaxStanzaSize < 1024 {
+		v.add("xmpp.max_stanza_size", strconv.Itoa(c.XMPP.MaxStanzaSize), "at least 1024 bytes", "leave it out for the default 262144")
+	}
+
+	v.required("tls.cert", c.TLS.Cert != "", "the PEM certificate whose CN is xmpp.internal_fqdn", "add tls.cert: /etc/xgw/cert.pem")
+	v.required("tls.key", c.TLS.Key != "", "the PEM private key of tls.cert", "add tls.key: /etc/xgw/key.pem")
+	if c.SIP.Edge.Transport == "tls" {
+		v.required("tls.ca", c.TLS.CA != "", "the CA that issued the Edge's certificate (mutual TLS)", "add tls.ca: /etc/xgw/edge-ca.pem")
+	}
+	if c.Checks.DNSServer != "" {
+		v.hostPort("checks.dns_server", c.Checks.DNSServer, false)
+	}
+	return v.errs
+}
+
+// Path resolves a file name from the config relative to the config's folder.
+func (c *Config) Path(p string) string {
+	if p == "" || filepath.IsAbs(p) || c.File == "" {
+		return p
+	}
+	return filepath.Join(filepath.Dir(c.File), p)
+}
+
+type validator struct {
+	c    *Config
+	errs Errors
+}
+
+func (v *validator) add(key, found, expected, fix string) {
+	v.errs = append(v.errs, &Error{File: v.c.File, Line: v.c.Line(key), Key: key, Found: found, Expected: expected, Fix: fix})
+}
+
+func (v *validator) required(key string, ok bool, expected, fix string) {
+	if !ok {
+		v.add(key, "nothing (the key is missing)", expected, fix)
+	}
+}
+
+func (v *validator) hostname(key, s, expected string) {
+	if s == "" {
+		v.add(key, "nothing (the key is missing)", expected, "set "+key)
+		return
+	}
+	if _, err := netip.ParseAddr(s); err == nil {
+		return
+	}
+	if why := HostnameProblem(s); why != "" {
+		v.add(key, strconv.Quote(s)+" ("+why+")", expected, "use letters, digits, '-' and '.' only, in labels of at most 63 characters")
+	}
+}
+
+func (v *validator) ip(key, s string) {
+	if s == "" {
+		return
+	}
+	if _, err := netip.ParseAddr(s); err != nil {
+		v.add(key, strconv.Quote(s), "an IPv4 or IPv6 address", "write the address without a port, e.g. 203.0.113.32")
+	}
+}
+
+func (v *validator) hostPort(key, s string, wildcardOK bool) {
+	if s == "" {
+		v.add(key, "nothing (the key is missing)", "an address HOST:PORT", "set "+key+", e.g. 192.0.2.20:5061")
+		return
+	}
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		v.add(key, strconv.Quote(s), "an address HOST:PORT", "add the port, e.g. "+s+":5061")
+		return
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+		v.add(key, strconv.Quote(s), "a port from 0 to 65535", "fix the port")
+	}
+	if host == "" && wildcardOK {
+		return
+	}
+	if _, err := netip.ParseAddr(host); err != nil && HostnameProblem(host) != "" {
+		v.add(key, strconv.Quote(s), "an IP address or host name before the port", "write e.g. 192.0.2.20:5061")
+	}
+}
+
+// HostnameProblem says what is wrong with s as a DNS host name, or "" when it
+// is valid. An underscore is tolerated here (DNS allows it, and the seed
+// article's srv_xmpp used one); the fqdn check warns about it.
+func HostnameProblem(s string) string {
+	s = strings.TrimSuffix(s, ".")
+	if len(s) > 253 {
+		return "longer than 253 characters"
+	}
+	labels := strings.Split(s, ".")
+	for _, l := range labels {
+		switch {
+		case l == "":
+			return "empty label"
+		case len(l) > 63:
+			return "label longer than 63 characters"
+		case l[0] == '-' || l[len(l)-1] == '-':
+			return "label starts or ends with '-'"
+		}
+		for _, r := range l {
+			switch {
+			case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_':
+			case r > 127:
+				return "non-ASCII character; write the IDNA (xn--) form"
+			default:
+				return fmt.Sprintf("character %q is not allowed", r)
+			}
+		}
+	}
+	return ""
+}
