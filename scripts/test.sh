@@ -17,7 +17,8 @@ bash scripts/install-peers.sh
 
 export PATH=$PATH:/usr/local/go/bin
 go mod download
-go vet ./...
+vet_args=("$@"); [ ${#vet_args[@]} -gt 0 ] || vet_args=(./...)
+go vet "${vet_args[@]}"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
 [ -z "$unformatted" ] || { echo "gofmt needed on: $unformatted" >&2; exit 1; }
 
