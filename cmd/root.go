@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 // globalOptions are the persistent flags every command shares.
@@ -29,14 +30,18 @@ typing in both directions.
 	root.SetIn(s.In)
 	root.SetOut(s.Out)
 	root.SetErr(s.ErrOut)
-	root.PersistentFlags().StringVarP(&g.configPath, "config", "c", "", "config file (default $XGW_CONFIG, else ./xgw.yaml)")
-	root.PersistentFlags().BoolVar(&g.noColor, "no-color", false, "never colour the output (also NO_COLOR=1)")
+	g.addFlags(root.PersistentFlags())
 	root.AddCommand(
 		newCheckCmd(s, g, nil),
 		newDNSCmd(s, g),
 		newVersionCmd(s),
 	)
 	return root
+}
+
+func (g *globalOptions) addFlags(f *pflag.FlagSet) {
+	f.StringVarP(&g.configPath, "config", "c", "", "config file (default $XGW_CONFIG, else ./xgw.yaml)")
+	f.BoolVar(&g.noColor, "no-color", false, "never colour the output (also NO_COLOR=1)")
 }
 
 // path returns the config file to read: --config, then $XGW_CONFIG, then ./xgw.yaml.
