@@ -13,6 +13,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/pem"
 	"math/big"
 	"net"
@@ -43,7 +44,11 @@ type Leaf struct {
 	// ExtKeyUsage defaults to serverAuth+clientAuth, as mutual TLS with an
 	// Edge needs; set it to narrow the certificate.
 	ExtKeyUsage []x509.ExtKeyUsage
-	// ExtraExtensions carries e.g. XmppAddr or SRVName otherName SANs.
+	// XMPPAddrs and SRVNames become otherName SANs (RFC 6120 §13.7.1.4,
+	// RFC 4985), beside DNSNames and IPs in the same extension.
+	XMPPAddrs []string
+	SRVNames  []string // e.g. "_xmpp-server.example.org"
+	// ExtraExtensions carries any other extension.
 	ExtraExtensions []pkix.Extension
 }
 
@@ -99,6 +104,30 @@ func NewCA(t testing.TB, cn string) *CA {
 	return &CA{Cert: cert, CertPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), key: key}
 }
 
+// NewIntermediate issues a CA certificate signed by ca, for chains of three.
+func (ca *CA) NewIntermediate(t testing.TB, cn string) *CA {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(serial.Add(1)),
+		Subject:               pkix.Name{CommonName: cn, Organization: []string{"xgw test"}},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(180 * 24 * time.Hour),
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, key.Public(), ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	return &CA{Cert: cert, CertPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), key: key}
+}
+
 // Pool returns a pool holding only this CA.
 func (ca *CA) Pool() *x509.CertPool {
 	p := x509.NewCertPool()
@@ -131,6 +160,11 @@ func (ca *CA) Issue(t testing.TB, l Leaf) *Pair {
 	}
 	if l.ExtKeyUsage == nil {
 		l.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}
+	}
+	if len(l.XMPPAddrs)+len(l.SRVNames) > 0 {
+		// crypto/x509 cannot write otherName SANs: build the whole
+		// extension, which then replaces the one from DNSNames and IPs.
+		l.ExtraExtensions = append(l.ExtraExtensions, sanExtension(t, l))
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber:    big.NewInt(serial.Add(1)),
@@ -183,4 +217,62 @@ func write(t testing.TB, name string, data []byte) {
 	if err := os.WriteFile(name, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// OIDs of the otherName SANs XMPP uses.
+var (
+	oidSAN      = asn1.ObjectIdentifier{2, 5, 29, 17}
+	oidXmppAddr = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 8, 5} // id-on-xmppAddr, UTF8String
+	oidSRVName  = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 8, 7} // id-on-dnsSRV, IA5String
+)
+
+// sanExtension encodes GeneralNames (RFC 5280 §4.2.1.6) holding the leaf's
+// DNS names, IPs, XmppAddrs and SRVNames.
+func sanExtension(t testing.TB, l Leaf) pkix.Extension {
+	t.Helper()
+	const (
+		tagOtherName = 0
+		tagDNS       = 2
+		tagIP        = 7
+	)
+	var names []asn1.RawValue
+	for _, d := range l.DNSNames {
+		names = append(names, asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: tagDNS, Bytes: []byte(d)})
+	}
+	for _, ip := range l.IPs {
+		b := ip.To4()
+		if b == nil {
+			b = ip.To16()
+		}
+		names = append(names, asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: tagIP, Bytes: b})
+	}
+	otherName := func(oid asn1.ObjectIdentifier, value, params string) {
+		v, err := asn1.MarshalWithParams(value, params)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// OtherName ::= SEQUENCE { type-id OID, value [0] EXPLICIT ANY },
+		// itself implicitly tagged [0] inside GeneralName.
+		id, err := asn1.Marshal(oid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wrapped, err := asn1.Marshal(asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 0, IsCompound: true, Bytes: v})
+		if err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: tagOtherName, IsCompound: true,
+			Bytes: append(id, wrapped...)})
+	}
+	for _, a := range l.XMPPAddrs {
+		otherName(oidXmppAddr, a, "utf8")
+	}
+	for _, s := range l.SRVNames {
+		otherName(oidSRVName, s, "ia5")
+	}
+	value, err := asn1.Marshal(names)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pkix.Extension{Id: oidSAN, Value: value}
 }
