@@ -11,7 +11,6 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -201,7 +200,7 @@ func edgeSIPFailure(target, transport string, err error) Result {
 			fix = "no answer over UDP: check sip.edge.port and that the peer listens on UDP"
 		}
 		return fail("edge", target, "no answer to OPTIONS before the deadline", expected, fix)
-	case errors.Is(err, syscall.ECONNREFUSED): // ICMP port unreachable on UDP
+	case errors.Is(err, errConnRefused): // ICMP port unreachable on UDP
 		return fail("edge", target, "nothing listens there (port unreachable)", expected,
 			"check sip.edge.port and that the peer listens on "+transport)
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed):

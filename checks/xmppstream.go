@@ -11,7 +11,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 	"unicode"
 )
@@ -138,12 +137,12 @@ func dialXMPPStream(ctx context.Context, d *net.Dialer, addr, to string) (xmppSt
 func dialFailKind(err error) streamFailKind {
 	var ne net.Error
 	switch {
-	case errors.Is(err, syscall.ECONNREFUSED):
+	case errors.Is(err, errConnRefused):
 		return failRefused
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded),
 		errors.As(err, &ne) && ne.Timeout():
 		return failConnectTimeout
-	case errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH):
+	case errors.Is(err, errHostUnreach), errors.Is(err, errNetUnreach):
 		return failUnreachable
 	}
 	return failOther
