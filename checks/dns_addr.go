@@ -43,19 +43,29 @@ func runDNSA(ctx context.Context, env *Env) []Result {
 		return []Result{fail(id, name, name+" → "+joinAddrs(addrs), expected,
 			"point "+name+" at the firewall's public address, which forwards port 5269 to xgw: "+record)}
 	}
-	// Addresses peers on the Internet cannot reach. The configured public_ip
-	// is exempt: a lab sets it to a loopback or private address on purpose.
-	var unreachable []string
+	// Every extra address gets its share of the peers: one unreachable from
+	// the Internet, or another host in public_ip's family, loses them. The
+	// configured public_ip is exempt: a lab sets it to loopback on purpose.
+	// An address of the other family may be the gateway's too (public_ip
+	// holds one address), so it is only shown.
+	var stray []string
 	for _, a := range addrs {
-		if a.Unmap() != public && !isPublic(a) {
-			unreachable = append(unreachable, a.String()+" is "+addrKind(a))
+		switch {
+		case a.Unmap() == public:
+		case !isPublic(a):
+			stray = append(stray, a.String()+" is "+addrKind(a)+", unreachable for peers on the Internet")
+		case hasPublic && a.Is4() == public.Is4():
+			stray = append(stray, a.String()+" is not xmpp.public_ip, yet peers pick it as often")
 		}
 	}
 	found := name + " → " + joinAddrs(addrs)
-	if len(unreachable) > 0 {
-		return []Result{warn(id, name, found+"; "+strings.Join(unreachable, ", ")+", which peers on the Internet cannot reach",
-			"only addresses reachable from the Internet in the public zone",
-			"remove those records from the public zone; the gateway's inside address belongs to the internal FQDN "+c.XMPP.InternalFQDN)}
+	if len(stray) > 0 {
+		want, keep := "only addresses reachable from the Internet", ""
+		if hasPublic {
+			want, keep = expected+" and no other address of its family", " and keep "+record
+		}
+		return []Result{warn(id, name, found+"; "+strings.Join(stray, "; "), want,
+			"remove those addresses' records from the public zone"+keep+"; an inside address belongs to the internal FQDN "+c.XMPP.InternalFQDN+" in the perimeter DNS")}
 	}
 	if hasPublic && !isPublic(public) {
 		found += " (xmpp.public_ip is itself " + addrKind(public) + ": fine for a lab, unreachable for peers on the Internet)"

@@ -182,6 +182,12 @@ func TestDNSProbes(t *testing.T) {
 		{"A records include a private address", "a-private.zone", "missing.hosts", nil, with(srvOK, one(
 			dnsWant{"dns.a", extFQDN, Warn, []string{"10.1.2.3 is private", "remove those records"}},
 			intOK, notNeeded))},
+		{"A records include another host's address", "a-extra.zone", "missing.hosts", nil, with(srvOK, one(
+			dnsWant{"dns.a", extFQDN, Warn, []string{"203.0.113.32, 198.18.0.7, 2001:2::32; 198.18.0.7 is not xmpp.public_ip"}},
+			intOK, notNeeded))},
+		{"dual stack: the other family is shown, not judged", "a-dual-stack.zone", "missing.hosts", nil, with(srvOK, one(
+			dnsWant{"dns.a", extFQDN, Pass, []string{"→ 203.0.113.32, 2001:2::32"}},
+			intOK, notNeeded))},
 		{"loopback lab is all green", "lab-loopback.zone", "missing.hosts",
 			func(c *config.Config) { c.XMPP.PublicIP, c.XMPP.PrivateIP = "127.0.0.1", "127.0.0.1" }, with(srvOK, one(
 				dnsWant{"dns.a", extFQDN, Pass, []string{"→ 127.0.0.1", "itself loopback: fine for a lab"}},
