@@ -62,7 +62,7 @@ func runDNSA(ctx context.Context, env *Env) []Result {
 	if len(stray) > 0 {
 		want, keep := "only addresses reachable from the Internet", ""
 		if hasPublic {
-			want, keep = expected+" and no other address of its family", " and keep "+record
+			want, keep = expected+", and no address that peers would try in vain", " and keep "+record
 		}
 		return []Result{warn(id, name, found+"; "+strings.Join(stray, "; "), want,
 			"remove those addresses' records from the public zone"+keep+"; an inside address belongs to the internal FQDN "+c.XMPP.InternalFQDN+" in the perimeter DNS")}

@@ -180,7 +180,7 @@ func TestDNSProbes(t *testing.T) {
 			dnsWant{"dns.a", extFQDN, Fail, []string{"xmpp.litware.test → 203.0.113.99", "203.0.113.32 (xmpp.public_ip)", aLine}},
 			intOK, notNeeded))},
 		{"A records include a private address", "a-private.zone", "missing.hosts", nil, with(srvOK, one(
-			dnsWant{"dns.a", extFQDN, Warn, []string{"10.1.2.3 is private", "remove those records"}},
+			dnsWant{"dns.a", extFQDN, Warn, []string{"10.1.2.3 is private", "remove those addresses' records"}},
 			intOK, notNeeded))},
 		{"A records include another host's address", "a-extra.zone", "missing.hosts", nil, with(srvOK, one(
 			dnsWant{"dns.a", extFQDN, Warn, []string{"203.0.113.32, 198.18.0.7, 2001:2::32; 198.18.0.7 is not xmpp.public_ip"}},
