@@ -5,6 +5,7 @@ import (
 	"encoding/xml"
 	"fmt"
 	"io"
+	"strings"
 
 	"mellium.im/xmpp/jid"
 )
@@ -95,10 +96,19 @@ func (st *Stanza) Decode(v any) error {
 // "<message to='a@b' type='chat'><body>hi</body></message>"; an element
 // without xmlns is taken to be in jabber:server.
 func ParseStanza(text []byte) (*Stanza, error) {
+	n, err := parseNode(text)
+	if err != nil {
+		return nil, err
+	}
+	return stanzaFromElement(n)
+}
+
+// parseNode reads the first element of text, in jabber:server by default.
+func parseNode(text []byte) (*node, error) {
 	d := newDecoder(io.MultiReader(
-		bytes.NewReader([]byte(`<wrap xmlns='`+NSServer+`'>`)),
+		strings.NewReader(`<wrap xmlns='`+NSServer+`'>`),
 		bytes.NewReader(text),
-		bytes.NewReader([]byte(`</wrap>`))))
+		strings.NewReader(`</wrap>`)))
 	if _, err := d.Token(); err != nil {
 		return nil, err
 	}
@@ -111,11 +121,7 @@ func ParseStanza(text []byte) (*Stanza, error) {
 		case xml.CharData:
 			continue
 		case xml.StartElement:
-			el, err := readElement(d, t)
-			if err != nil {
-				return nil, err
-			}
-			return stanzaFromElement(el)
+			return readElement(d, t)
 		default:
 			return nil, fmt.Errorf("xmpp: parse stanza: found %T, expected an element", tok)
 		}
@@ -165,6 +171,7 @@ const (
 	CondRemoteServerTimeout   = "remote-server-timeout"
 	CondResourceConstraint    = "resource-constraint"
 	CondServiceUnavailable    = "service-unavailable"
+	CondUndefined             = "undefined-condition"
 )
 
 // Error is a stanza error (RFC 6120 §8.3), also used for dialback errors
@@ -198,4 +205,26 @@ func (e *Error) appendXML(b *bytes.Buffer) {
 
 func escapeAttr(b *bytes.Buffer, s string) {
 	xml.EscapeText(b, []byte(s))
+}
+
+// stanzaErrorOf returns the condition and text of the <error/> child of n.
+func stanzaErrorOf(n *node) (cond, text string) {
+	e := n.child("", "error")
+	if e == nil {
+		return CondUndefined, ""
+	}
+	for _, c := range e.Children {
+		if c.Name.Space != NSStanzaErrors {
+			continue
+		}
+		if c.Name.Local == "text" {
+			text = c.Text
+		} else {
+			cond = c.Name.Local
+		}
+	}
+	if cond == "" {
+		cond = CondUndefined
+	}
+	return cond, text
 }

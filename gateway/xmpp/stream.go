@@ -220,6 +220,8 @@ func (s *stream) readErr(err error) error {
 			return io.ErrUnexpectedEOF
 		}
 		return streamErr(SECNotWellFormed, "%s", syn.Msg)
+	case strings.HasPrefix(err.Error(), "xml: "):
+		return streamErr(SECNotWellFormed, "%s", strings.TrimPrefix(err.Error(), "xml: "))
 	}
 	return err
 }
@@ -317,3 +319,14 @@ func elementString(n *node) string {
 }
 
 func qname(n *node) string { return fmt.Sprintf("{%s}%s", n.Name.Space, n.Name.Local) }
+
+// Top-level element names the negotiators switch on.
+var (
+	nameStartTLS  = xml.Name{Space: NSTLS, Local: "starttls"}
+	nameProceed   = xml.Name{Space: NSTLS, Local: "proceed"}
+	nameSASLAuth  = xml.Name{Space: NSSASL, Local: "auth"}
+	nameDBResult  = xml.Name{Space: NSDialback, Local: "result"}
+	nameDBVerify  = xml.Name{Space: NSDialback, Local: "verify"}
+	nameFeatures  = xml.Name{Space: NSStream, Local: "features"}
+	nameStreamErr = xml.Name{Space: NSStream, Local: "error"}
+)
