@@ -202,13 +202,14 @@ func portHint(port uint16) string {
 // the gateway's own domain (the domain part of its FQDNs) instead of the SIP
 // domain. It returns the owners found that are not SIP domains.
 func misplacedSRV(ctx context.Context, r *resolve.Resolver, c *config.Config) []string {
-	var owners []string
+	var owners, asked []string
 	for _, fqdn := range []string{c.XMPP.ExternalFQDN, c.XMPP.InternalFQDN} {
 		_, parent, ok := strings.Cut(strings.TrimSuffix(fqdn, "."), ".")
-		if !ok || !strings.Contains(parent, ".") || slices.ContainsFunc(c.SIP.Domains, func(d string) bool { return sameFQDN(d, parent) }) ||
-			slices.Contains(owners, parent) {
+		isSIP := slices.ContainsFunc(c.SIP.Domains, func(d string) bool { return sameFQDN(d, parent) })
+		if !ok || !strings.Contains(parent, ".") || isSIP || slices.Contains(asked, parent) {
 			continue
 		}
+		asked = append(asked, parent)
 		if a := lookupSRV(ctx, r, "xmpp-server", parent); a.err == nil {
 			owners = append(owners, parent)
 		}
