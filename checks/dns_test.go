@@ -41,7 +41,7 @@ func dnsConfig(hostsFile string, mod func(c *config.Config)) *config.Config {
 }
 
 // startZone serves testdata/zones/<file> and returns a resolver asking it.
-func startZone(t *testing.T, file string) *resolve.Resolver {
+func startZone(t testing.TB, file string) *resolve.Resolver {
 	t.Helper()
 	data, err := os.ReadFile(filepath.Join("..", "testdata", "zones", file))
 	if err != nil {
@@ -249,4 +249,19 @@ func TestDNSProbesBlackHole(t *testing.T) {
 		{"hosts.entry", intFQDN, Fail, []string{"no answer from " + server, "192.0.2.20 xgw-int.litware.test"}},
 	}
 	checkDNSResults(t, got, want)
+}
+
+// BenchmarkDNSProbesHealthy measures the four probes against a healthy zone
+// on loopback: the DNS share of a full `xgw check` run.
+func BenchmarkDNSProbesHealthy(b *testing.B) {
+	r := startZone(b, "healthy.zone")
+	env := &Env{Config: dnsConfig("unix.hosts", nil), Resolver: r}
+	ctx := context.Background()
+	for b.Loop() {
+		for _, res := range Run(ctx, env, dnsChecks) {
+			if res.Status != Pass {
+				b.Fatalf("%s %s: %s %s", res.ID, res.Target, res.Status, res.Found)
+			}
+		}
+	}
 }
