@@ -5,7 +5,6 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"io"
 	"strconv"
 	"strings"
@@ -173,15 +172,20 @@ func (msg *Message) setContent(contentType string, body []byte, depth int) error
 	return nil
 }
 
-// stanzaID derives a stable stanza id from a SIP transaction identity.
+// stanzaID derives a stable stanza id from a SIP transaction identity:
+// FNV-1a (64 bit) over Call-ID, a space and the CSeq number, inlined so it
+// costs one allocation.
 func stanzaID(callID string, seq uint32) string {
-	h := fnv.New64a()
-	_, _ = io.WriteString(h, callID)
-	var b [24]byte
-	_, _ = h.Write(strconv.AppendUint(b[:0], uint64(seq), 10))
-	out := append(b[:0], 's')
-	out = strconv.AppendUint(out, h.Sum64(), 16)
-	return string(out)
+	const offset, prime = 14695981039346656037, 1099511628211
+	h := uint64(offset)
+	for i := 0; i < len(callID); i++ {
+		h = (h ^ uint64(callID[i])) * prime
+	}
+	var b [20]byte
+	for _, c := range strconv.AppendUint(append(b[:0], ' '), uint64(seq), 10) {
+		h = (h ^ uint64(c)) * prime
+	}
+	return string(strconv.AppendUint(append(b[:0], 's'), h, 16))
 }
 
 type cpimMessage struct {
