@@ -121,8 +121,11 @@ func (s *Server) connect(ctx context.Context, dir, local, remote string, needTLS
 	}
 	if conn == nil {
 		cond := CondRemoteConnFailed
-		if isTimeout(lastErr) {
+		switch {
+		case isTimeout(lastErr):
 			cond = CondRemoteServerTimeout
+		case resolve.IsNotFound(lastErr):
+			cond = CondRemoteServerNotFound
 		}
 		return nil, &Error{Type: ErrorTypeWait, Condition: cond, Text: fmt.Sprintf("could not connect to %s: %v", remote, lastErr)}
 	}

@@ -93,6 +93,8 @@ func (s *Server) serveInbound(conn net.Conn) {
 	case err == nil || errors.Is(err, errStreamEnd):
 		in.st.close()
 		in.log("xmpp stream closed", "reason", "closed by peer")
+	case errors.Is(err, net.ErrClosed):
+		in.log("xmpp stream closed", "reason", "closed by the gateway")
 	default:
 		in.st.close()
 		in.log("xmpp stream closed", "reason", err.Error())
