@@ -156,7 +156,9 @@ func TestReceivingDialbackErrors(t *testing.T) {
 		closed bool
 	}{
 		{"forged key is invalid and closes the stream", "b.test", "a.test",
-			func(id string) string { return dialbackKey(hashSecret([]byte("not B's secret")), "a.test", "b.test", id) },
+			func(id string) string {
+				return dialbackKey(hashSecret([]byte("not B's secret")), "a.test", "b.test", id)
+			},
 			"<db:result from='a.test' to='b.test' type='invalid'/>", []string{"xmpp stream refused", "dialback key invalid"}, true},
 		{"unlisted domain named in the refusal (googlemail seed case)", "googlemail.test", "a.test", nil,
 			"<forbidden xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/><text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>domain googlemail.test is not in xmpp.federation (allowed: b.test, c.test, down.test, gone.test)",
