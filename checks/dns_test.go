@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -205,6 +206,9 @@ func TestDNSProbes(t *testing.T) {
 		{"internal name wrong in the hosts file, absent from DNS", "internal-missing.zone", "wrong.hosts", nil, with(srvOK, one(aOK,
 			dnsWant{"dns.internal", intFQDN, Fail, []string{"no DNS record", "line 4 maps it to 192.0.2.99"}},
 			dnsWant{"hosts.entry", intFQDN, Fail, []string{"line 4 maps xgw-int.litware.test to 192.0.2.99"}}))},
+		{"internal name with a second address in DNS", "internal-two.zone", "missing.hosts", nil, with(srvOK, one(aOK,
+			dnsWant{"dns.internal", intFQDN, Warn, []string{"DNS maps xgw-int.litware.test to 192.0.2.20, 192.0.2.21", "keep only this record for xgw-int.litware.test: " + intLine}},
+			notNeeded))},
 		{"internal name wrong in DNS", "internal-wrong.zone", "missing.hosts", nil, with(srvOK, one(aOK,
 			dnsWant{"dns.internal", intFQDN, Fail, []string{"DNS maps xgw-int.litware.test to 192.0.2.99", intLine}},
 			dnsWant{"hosts.entry", intFQDN, Fail, []string{"DNS maps it to 192.0.2.99", hosts}}))},
@@ -220,35 +224,51 @@ func TestDNSProbes(t *testing.T) {
 }
 
 // A DNS server that never answers must not hang the probes: each ends at
-// the ctx deadline with a fail that names the server asked.
+// the ctx deadline with a fail that names the server asked, unless the
+// hosts file alone maps the internal FQDN.
 func TestDNSProbesBlackHole(t *testing.T) {
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer pc.Close()
-	r, err := resolve.New(pc.LocalAddr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	env := &Env{Config: dnsConfig("missing.hosts", nil), Resolver: r}
-	const deadline = 300 * time.Millisecond
-	ctx, cancel := context.WithTimeout(context.Background(), deadline)
-	defer cancel()
-	start := time.Now()
-	got := Run(ctx, env, dnsChecks)
-	if took := time.Since(start); took > deadline+500*time.Millisecond {
-		t.Errorf("probes took %v against a black hole, want at most the %v deadline + 0.5 s", took, deadline)
-	}
+	t.Cleanup(func() { pc.Close() }) // not defer: the parallel subtests run after this function returns
 	server := pc.LocalAddr().String()
-	want := []dnsWant{
-		{"dns.srv", litware, Fail, []string{"no answer from " + server, "make sure " + server + " is reachable"}},
-		{"dns.srv", college, Fail, []string{"no answer from " + server}},
-		{"dns.a", extFQDN, Fail, []string{"no answer from " + server}},
-		{"dns.internal", intFQDN, Fail, []string{"no answer from " + server, "missing.hosts has no entry"}},
-		{"hosts.entry", intFQDN, Fail, []string{"no answer from " + server, "192.0.2.20 xgw-int.litware.test"}},
+	noAnswer := "no answer from " + server
+	srvFail := []dnsWant{
+		{"dns.srv", litware, Fail, []string{noAnswer, "make sure " + server + " is reachable"}},
+		{"dns.srv", college, Fail, []string{noAnswer}},
+		{"dns.a", extFQDN, Fail, []string{noAnswer, "i/o timeout"}}, // a timeout, not a refusal
 	}
-	checkDNSResults(t, got, want)
+	tests := []struct {
+		hosts string
+		want  []dnsWant
+	}{
+		{"missing.hosts", slices.Concat(srvFail, []dnsWant{
+			{"dns.internal", intFQDN, Fail, []string{noAnswer, "missing.hosts has no entry"}},
+			{"hosts.entry", intFQDN, Fail, []string{noAnswer, "192.0.2.20 xgw-int.litware.test"}}})},
+		{"unix.hosts", slices.Concat(srvFail, []dnsWant{
+			{"dns.internal", intFQDN, Warn, []string{"via hosts file", "unix.hosts line 8", "DNS gave no answer", noAnswer}},
+			{"hosts.entry", intFQDN, Pass, []string{"line 8 maps"}}})},
+	}
+	for _, tt := range tests {
+		t.Run(tt.hosts, func(t *testing.T) {
+			t.Parallel()
+			r, err := resolve.New(server)
+			if err != nil {
+				t.Fatal(err)
+			}
+			env := &Env{Config: dnsConfig(tt.hosts, nil), Resolver: r}
+			const deadline = 300 * time.Millisecond
+			ctx, cancel := context.WithTimeout(context.Background(), deadline)
+			defer cancel()
+			start := time.Now()
+			got := Run(ctx, env, dnsChecks)
+			if took := time.Since(start); took > deadline+500*time.Millisecond {
+				t.Errorf("probes took %v against a black hole, want at most the %v deadline + 0.5 s", took, deadline)
+			}
+			checkDNSResults(t, got, tt.want)
+		})
+	}
 }
 
 // BenchmarkDNSProbesHealthy measures the four probes against a healthy zone
