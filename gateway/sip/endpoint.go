@@ -1,0 +1,374 @@
+package sip
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+)
+
+// Methods we implement, for Allow headers and 405 answers.
+var allowed = []string{"MESSAGE", "SUBSCRIBE", "NOTIFY", "OPTIONS"}
+
+// Endpoint is the gateway's SIP user agent: a listener for the Edge, a
+// client through the Edge, and the subscription dialogs between them.
+type Endpoint struct {
+	cfg    Config
+	log    *slog.Logger
+	ua     *sipgo.UserAgent
+	srv    *sipgo.Server
+	client *sipgo.Client
+
+	edgeAddr string // HOST:PORT of the Edge, the destination of every out-of-dialog request
+	edgeTP   string // transport to the Edge in sipgo's spelling (TLS, TCP, UDP)
+
+	// sem bounds the requests handled at once; a slot is held until the
+	// handler goroutine returns, even after a timeout answered for it.
+	sem chan struct{}
+
+	listenMu sync.Mutex
+	ln       net.Listener
+	pc       net.PacketConn
+	contact  sip.Uri // our Contact, set once listening
+
+	dialogs dialogTable
+	health  health
+
+	// base ends when the endpoint closes; timers and keepalive use it.
+	base   context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// New checks cfg and builds an Endpoint. Nothing is bound until Listen or
+// Serve.
+func New(cfg Config) (*Endpoint, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	log := cfg.Logger
+	parser := sip.NewParser()
+	parser.MaxMessageLength = cfg.MaxMessageSize
+	opts := []sipgo.UserAgentOption{
+		sipgo.WithUserAgent("xgw"),
+		sipgo.WithUserAgentParser(parser),
+		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(log.With("sipgo", "transport"))),
+		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(log.With("sipgo", "transaction"))),
+	}
+	if len(cfg.Domains) > 0 {
+		opts = append(opts, sipgo.WithUserAgentHostname(cfg.Domains[0]))
+	}
+	if cfg.Resolver != nil {
+		opts = append(opts, sipgo.WithUserAgentDNSResolver(cfg.Resolver))
+	}
+	if cfg.Certificate != nil && cfg.RootCAs != nil {
+		opts = append(opts, sipgo.WithUserAgenTLSConfig(clientTLS(cfg)))
+	}
+	ua, err := sipgo.NewUA(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("sip: user agent: %w", err)
+	}
+	srv, err := sipgo.NewServer(ua, sipgo.WithServerLogger(log.With("sipgo", "server")))
+	if err != nil {
+		ua.Close()
+		return nil, fmt.Errorf("sip: server: %w", err)
+	}
+	client, err := sipgo.NewClient(ua, sipgo.WithClientLogger(log.With("sipgo", "client")))
+	if err != nil {
+		ua.Close()
+		return nil, fmt.Errorf("sip: client: %w", err)
+	}
+	base, cancel := context.WithCancel(context.Background())
+	e := &Endpoint{
+		cfg:      cfg,
+		log:      log,
+		ua:       ua,
+		srv:      srv,
+		client:   client,
+		edgeAddr: net.JoinHostPort(cfg.Edge.Host, strconv.Itoa(cfg.Edge.Port)),
+		edgeTP:   strings.ToUpper(cfg.Edge.Transport),
+		sem:      make(chan struct{}, cfg.MaxConcurrent),
+		base:     base,
+		cancel:   cancel,
+	}
+	e.dialogs.init()
+	srv.OnMessage(e.handle(e.onMessage))
+	srv.OnSubscribe(e.handle(e.onSubscribe))
+	srv.OnNotify(e.handle(e.onNotify))
+	srv.OnOptions(e.handle(e.onOptions))
+	srv.OnNoRoute(e.handle(e.onOther))
+	return e, nil
+}
+
+// Listen binds cfg.Listen with cfg.ListenTransport. Serve calls it when it
+// was not called before; call it first to learn the bound address.
+func (e *Endpoint) Listen() error {
+	e.listenMu.Lock()
+	defer e.listenMu.Unlock()
+	if e.ln != nil || e.pc != nil {
+		return nil
+	}
+	var addr net.Addr
+	switch e.cfg.ListenTransport {
+	case "udp":
+		pc, err := net.ListenPacket("udp", e.cfg.Listen)
+		if err != nil {
+			return fmt.Errorf("sip: listen udp %s: %w", e.cfg.Listen, err)
+		}
+		e.pc = newGuardPacketConn(pc, e.limits(), e.log)
+		addr = pc.LocalAddr()
+	default:
+		ln, err := net.Listen("tcp", e.cfg.Listen)
+		if err != nil {
+			return fmt.Errorf("sip: listen %s %s: %w", e.cfg.ListenTransport, e.cfg.Listen, err)
+		}
+		addr = ln.Addr()
+		if e.cfg.ListenTransport == "tls" {
+			ln = tls.NewListener(ln, serverTLS(e.cfg, e.log))
+		}
+		e.ln = newGuardListener(ln, e.limits(), e.log)
+	}
+	contact := e.cfg.Contact
+	if contact == "" {
+		contact = addr.String()
+	}
+	host, port, err := net.SplitHostPort(contact)
+	if err != nil {
+		return fmt.Errorf("sip: contact %q: %w (expected HOST:PORT)", contact, err)
+	}
+	p, _ := strconv.Atoi(port)
+	e.contact = sip.Uri{Scheme: "sip", User: "xgw", Host: host, Port: p, UriParams: sip.NewParams()}
+	e.contact.UriParams.Add("transport", e.cfg.ListenTransport)
+	e.log.Info("sip: listening", "transport", e.cfg.ListenTransport, "addr", addr.String(), "edge", e.edgeAddr)
+	return nil
+}
+
+// Addr is the bound listener address, nil before Listen.
+func (e *Endpoint) Addr() net.Addr {
+	e.listenMu.Lock()
+	defer e.listenMu.Unlock()
+	switch {
+	case e.ln != nil:
+		return e.ln.Addr()
+	case e.pc != nil:
+		return e.pc.LocalAddr()
+	}
+	return nil
+}
+
+// Serve reloads persisted subscriptions, starts the keepalive and serves
+// the listener until ctx ends; then it closes the endpoint and returns nil.
+func (e *Endpoint) Serve(ctx context.Context) error {
+	if err := e.Listen(); err != nil {
+		return err
+	}
+	if err := e.resume(ctx); err != nil {
+		return err
+	}
+	if e.cfg.KeepaliveInterval > 0 {
+		e.wg.Add(1)
+		go func() {
+			defer e.wg.Done()
+			e.keepalive(e.base)
+		}()
+	}
+	errc := make(chan error, 1)
+	go func() {
+		switch {
+		case e.pc != nil:
+			errc <- e.srv.ServeUDP(e.pc)
+		case e.cfg.ListenTransport == "tls":
+			errc <- e.srv.ServeTLS(e.ln)
+		default:
+			errc <- e.srv.ServeTCP(e.ln)
+		}
+	}()
+	select {
+	case <-ctx.Done():
+		e.Close()
+		<-errc
+		return nil
+	case err := <-errc:
+		e.Close()
+		if errors.Is(err, net.ErrClosed) {
+			return nil
+		}
+		return fmt.Errorf("sip: serve: %w", err)
+	}
+}
+
+// Close stops timers and the keepalive, closes the listener and every
+// connection. Subscriptions stay in the Store for the next start.
+func (e *Endpoint) Close() error {
+	e.cancel()
+	e.dialogs.stopTimers()
+	e.listenMu.Lock()
+	if e.ln != nil {
+		e.ln.Close()
+	}
+	if e.pc != nil {
+		e.pc.Close()
+	}
+	e.listenMu.Unlock()
+	e.wg.Wait()
+	return e.ua.Close()
+}
+
+// handle adapts a request function to sipgo: it bounds concurrency, gives
+// the function a deadline and always answers. fn returns the response and
+// an optional follow-up run after the response is sent (e.g. the NOTIFY
+// that must follow a SUBSCRIBE's 200).
+func (e *Endpoint) handle(fn func(ctx context.Context, req *sip.Request) (*sip.Response, func())) sipgo.RequestHandler {
+	return func(req *sip.Request, tx sip.ServerTransaction) {
+		select {
+		case e.sem <- struct{}{}:
+		default:
+			res := sip.NewResponseFromRequest(req, 503, "Service Unavailable", nil)
+			res.AppendHeader(sip.NewHeader("Retry-After", "5"))
+			e.log.Warn("sip: request refused, too many in flight", "method", req.Method, "call-id", callID(req), "limit", e.cfg.MaxConcurrent)
+			e.respond(tx, res)
+			return
+		}
+		ctx, cancel := context.WithTimeout(e.base, e.cfg.HandlerTimeout)
+		defer cancel()
+		type result struct {
+			res   *sip.Response
+			after func()
+		}
+		done := make(chan result, 1)
+		go func() {
+			defer func() { <-e.sem }()
+			res, after := fn(ctx, req)
+			done <- result{res, after}
+		}()
+		select {
+		case r := <-done:
+			e.respond(tx, r.res)
+			if r.after != nil {
+				e.wg.Add(1)
+				go func() {
+					defer e.wg.Done()
+					r.after()
+				}()
+			}
+		case <-ctx.Done():
+			// RFC 3261 §21.5.5: 504, the gateway got no timely answer
+			// from the side it serves.
+			e.log.Warn("sip: handler timed out", "method", req.Method, "call-id", callID(req), "timeout", e.cfg.HandlerTimeout)
+			e.respond(tx, sip.NewResponseFromRequest(req, 504, "Server Time-out", nil))
+		}
+	}
+}
+
+func (e *Endpoint) respond(tx sip.ServerTransaction, res *sip.Response) {
+	if err := tx.Respond(res); err != nil {
+		e.log.Warn("sip: sending response failed", "status", res.StatusCode, "call-id", callIDOf(res), "error", err)
+		return
+	}
+	if res.StatusCode >= 300 {
+		e.log.Info("sip: request failed", "status", res.StatusCode, "reason", res.Reason, "cseq", res.CSeq().Value(), "call-id", callIDOf(res))
+	}
+}
+
+// reply builds a response with the standard reason phrase when reason is
+// empty.
+func reply(req *sip.Request, status int, reason string) *sip.Response {
+	if reason == "" {
+		reason = reasonPhrase(status)
+	}
+	return sip.NewResponseFromRequest(req, status, reason, nil)
+}
+
+// onOptions answers OPTIONS with what we implement (RFC 3261 §11.2).
+func (e *Endpoint) onOptions(_ context.Context, req *sip.Request) (*sip.Response, func()) {
+	res := reply(req, 200, "")
+	e.addCapabilities(res)
+	return res, nil
+}
+
+func (e *Endpoint) addCapabilities(res *sip.Response) {
+	res.AppendHeader(sip.NewHeader("Allow", strings.Join(allowed, ", ")))
+	res.AppendHeader(sip.NewHeader("Accept", strings.Join(e.cfg.Accept, ", ")))
+	res.AppendHeader(sip.NewHeader("Supported", ""))
+	res.AppendHeader(sip.NewHeader("Allow-Events", strings.Join(e.cfg.Events, ", ")))
+}
+
+// onOther answers methods we do not implement (INVITE, BYE, PUBLISH...).
+func (e *Endpoint) onOther(_ context.Context, req *sip.Request) (*sip.Response, func()) {
+	res := reply(req, 405, "")
+	res.AppendHeader(sip.NewHeader("Allow", strings.Join(allowed, ", ")))
+	return res, nil
+}
+
+func callID(req *sip.Request) string {
+	if h := req.CallID(); h != nil {
+		return h.Value()
+	}
+	return ""
+}
+
+func callIDOf(res *sip.Response) string {
+	if h := res.CallID(); h != nil {
+		return h.Value()
+	}
+	return ""
+}
+
+func reasonPhrase(status int) string {
+	switch status {
+	case 200:
+		return "OK"
+	case 202:
+		return "Accepted"
+	case 400:
+		return "Bad Request"
+	case 403:
+		return "Forbidden"
+	case 404:
+		return "Not Found"
+	case 405:
+		return "Method Not Allowed"
+	case 408:
+		return "Request Timeout"
+	case 413:
+		return "Request Entity Too Large"
+	case 415:
+		return "Unsupported Media Type"
+	case 423:
+		return "Interval Too Brief"
+	case 480:
+		return "Temporarily Unavailable"
+	case 481:
+		return "Call/Transaction Does Not Exist"
+	case 489:
+		return "Bad Event"
+	case 500:
+		return "Server Internal Error"
+	case 503:
+		return "Service Unavailable"
+	case 504:
+		return "Server Time-out"
+	case 513:
+		return "Message Too Large"
+	}
+	switch {
+	case status < 300:
+		return "OK"
+	case status < 400:
+		return "Redirect"
+	case status < 500:
+		return "Client Error"
+	case status < 600:
+		return "Server Error"
+	}
+	return "Global Failure"
+}

@@ -1,0 +1,392 @@
+package sip
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// The guard sits between the sockets and sipgo's parser. It frames each
+// message itself (start line, headers, Content-Length, body) under fixed
+// limits, answers what it can (400, 413, 505, 513) and hands sipgo only
+// complete messages that carry the headers every request needs
+// (RFC 3261 §8.1.1). sipgo on its own closes a stream on a parse error
+// without answering, and its size limit is a package-wide setting.
+
+type limits struct {
+	maxMsg, maxBody  int
+	handshakeTimeout time.Duration
+}
+
+func (e *Endpoint) limits() limits {
+	return limits{maxMsg: e.cfg.MaxMessageSize, maxBody: e.cfg.MaxBodySize, handshakeTimeout: 10 * time.Second}
+}
+
+// errNotSIP: the bytes are not SIP at all; on a stream the connection ends.
+var errNotSIP = errors.New("input is not SIP")
+
+// framed is the outcome of reading one message.
+type framed struct {
+	msg   []byte // a complete message for sipgo, or nil
+	reply []byte // a response to write back, or nil
+	fatal error  // the stream cannot go on (framing lost, not SIP, I/O)
+	why   string // for the log when refusing
+}
+
+// frame reads one message from r. stream says whether Content-Length
+// delimits the body (TCP/TLS) or the datagram does (UDP).
+func frame(r *bufio.Reader, lim limits, stream bool) framed {
+	var head bytes.Buffer
+	line, err := readLine(r, lim.maxMsg)
+	if err != nil {
+		return framed{fatal: err}
+	}
+	start := strings.TrimRight(string(line), "\r\n")
+	isReq, method, bad := classifyStart(start)
+	if bad != "" {
+		return framed{fatal: fmt.Errorf("%w: start line %q", errNotSIP, clip(start)), why: bad}
+	}
+	head.Write(line)
+	var (
+		clen      = -1
+		clenBad   bool
+		seen      = map[string]bool{}
+		cseqOK    = true
+		copyLines [][]byte // Via, From, To, Call-ID, CSeq for an error reply
+		missingCL bool
+	)
+	for {
+		line, err := readLine(r, lim.maxMsg-head.Len())
+		if errors.Is(err, errLineTooLong) {
+			return framed{reply: errorReply(isReq, 513, "Message Too Large", copyLines), fatal: err, why: "header section over the size limit"}
+		}
+		if err != nil {
+			return framed{fatal: err}
+		}
+		head.Write(line)
+		text := strings.TrimRight(string(line), "\r\n")
+		if text == "" {
+			break
+		}
+		if text[0] == ' ' || text[0] == '\t' {
+			continue // folded continuation of the previous header
+		}
+		name, value, ok := strings.Cut(text, ":")
+		if !ok {
+			if !stream {
+				return framed{reply: errorReply(isReq, 400, "Malformed Header Line", copyLines), why: "header line without a colon"}
+			}
+			seen["!malformed"] = true
+			continue
+		}
+		name = canonicalHeader(strings.TrimSpace(name))
+		value = strings.TrimSpace(value)
+		seen[name] = true
+		switch name {
+		case "via", "from", "to", "call-id":
+			copyLines = append(copyLines, []byte(text))
+		case "cseq":
+			copyLines = append(copyLines, []byte(text))
+			num, m, _ := strings.Cut(value, " ")
+			if n, err := strconv.ParseUint(num, 10, 32); err != nil || n >= 1<<31 || (isReq && strings.TrimSpace(m) != method) {
+				cseqOK = false
+			}
+		case "content-length":
+			n, err := strconv.Atoi(value)
+			if err != nil || n < 0 {
+				clenBad = true
+			} else {
+				clen = n
+			}
+		}
+	}
+	if clenBad {
+		return framed{reply: errorReply(isReq, 400, "Bad Content-Length", copyLines), fatal: errors.New("unparsable Content-Length"), why: "Content-Length is not a number"}
+	}
+	if clen < 0 {
+		missingCL = stream
+		clen = 0
+		if !stream {
+			clen = r.Buffered() // the datagram's remainder is the body
+		}
+	}
+	if clen > lim.maxBody {
+		return framed{reply: errorReply(isReq, 413, "Request Entity Too Large", copyLines), fatal: fmt.Errorf("body of %d bytes over the limit of %d", clen, lim.maxBody), why: "body over the size limit"}
+	}
+	if head.Len()+clen > lim.maxMsg {
+		return framed{reply: errorReply(isReq, 513, "Message Too Large", copyLines), fatal: fmt.Errorf("message of %d bytes over the limit of %d", head.Len()+clen, lim.maxMsg), why: "message over the size limit"}
+	}
+	if !stream && clen > r.Buffered() {
+		return framed{reply: errorReply(isReq, 400, "Content-Length Beyond Datagram", copyLines), why: "Content-Length larger than the datagram"}
+	}
+	msg := make([]byte, head.Len()+clen)
+	copy(msg, head.Bytes())
+	if _, err := io.ReadFull(r, msg[head.Len():]); err != nil {
+		return framed{fatal: err}
+	}
+	if missingCL {
+		// RFC 3261 §18.3 makes Content-Length mandatory on streams; sipgo
+		// needs it to find the end, so add the zero we assumed.
+		msg = append(msg[:head.Len()-2], "Content-Length: 0\r\n\r\n"...)
+	}
+	var missing []string
+	for _, h := range []string{"via", "from", "to", "call-id", "cseq"} {
+		if !seen[h] {
+			missing = append(missing, h)
+		}
+	}
+	switch {
+	case seen["!malformed"]:
+		return framed{reply: errorReply(isReq, 400, "Malformed Header Line", copyLines), why: "header line without a colon"}
+	case len(missing) > 0:
+		return framed{reply: errorReply(isReq, 400, "Missing "+strings.Join(missing, ", "), copyLines), why: "missing mandatory headers " + strings.Join(missing, ", ")}
+	case !cseqOK:
+		return framed{reply: errorReply(isReq, 400, "Bad CSeq", copyLines), why: "CSeq is not 'number METHOD' matching the request"}
+	}
+	return framed{msg: msg}
+}
+
+var errLineTooLong = errors.New("header section over the size limit")
+
+// readLine reads up to and including '\n', at most max bytes.
+func readLine(r *bufio.Reader, max int) ([]byte, error) {
+	var out []byte
+	for {
+		part, err := r.ReadSlice('\n')
+		if len(out)+len(part) > max {
+			return nil, errLineTooLong
+		}
+		out = append(out, part...)
+		if err == nil {
+			return out, nil
+		}
+		if !errors.Is(err, bufio.ErrBufferFull) {
+			if len(out) > 0 && errors.Is(err, io.EOF) {
+				return nil, io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
+	}
+}
+
+// classifyStart checks a start line: "METHOD URI SIP/2.0" or
+// "SIP/2.0 CODE reason". bad says why it is not SIP.
+func classifyStart(s string) (isReq bool, method, bad string) {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 && c != '\t' || c == 0x7f {
+			return false, "", "control bytes in the start line"
+		}
+	}
+	if rest, ok := strings.CutPrefix(s, "SIP/2.0 "); ok {
+		code, _, _ := strings.Cut(rest, " ")
+		if n, err := strconv.Atoi(code); err == nil && n >= 100 && n <= 699 && len(code) == 3 {
+			return false, "", ""
+		}
+		return false, "", "bad status code"
+	}
+	parts := strings.Split(s, " ")
+	if len(parts) != 3 || parts[2] != "SIP/2.0" || !isToken(parts[0]) || !strings.Contains(parts[1], ":") {
+		return false, "", "not a SIP/2.0 request or response line"
+	}
+	return true, parts[0], ""
+}
+
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || strings.ContainsRune("-.!%*_+`'~", c)) {
+			return false
+		}
+	}
+	return true
+}
+
+// canonicalHeader lower-cases a header name and expands compact forms.
+func canonicalHeader(n string) string {
+	n = strings.ToLower(n)
+	switch n {
+	case "v":
+		return "via"
+	case "f":
+		return "from"
+	case "t":
+		return "to"
+	case "i":
+		return "call-id"
+	case "l":
+		return "content-length"
+	}
+	return n
+}
+
+// errorReply builds a stateless response to a refused request (RFC 3261
+// §8.2.6) from the raw header lines we could read; nil for responses.
+func errorReply(isReq bool, status int, reason string, lines [][]byte) []byte {
+	if !isReq {
+		return nil
+	}
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "SIP/2.0 %d %s\r\n", status, reason)
+	for _, l := range lines {
+		b.Write(l)
+		b.WriteString("\r\n")
+	}
+	b.WriteString("Content-Length: 0\r\n\r\n")
+	return b.Bytes()
+}
+
+func clip(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "..."
+	}
+	return s
+}
+
+// guardListener wraps each accepted stream in a guardConn.
+type guardListener struct {
+	net.Listener
+	lim limits
+	log *slog.Logger
+}
+
+func newGuardListener(ln net.Listener, lim limits, log *slog.Logger) *guardListener {
+	return &guardListener{Listener: ln, lim: lim, log: log}
+}
+
+func (l *guardListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &guardConn{Conn: c, r: bufio.NewReaderSize(c, 4096), lim: l.lim, log: l.log}, nil
+}
+
+// guardConn hands sipgo one checked message at a time.
+type guardConn struct {
+	net.Conn
+	r          *bufio.Reader
+	lim        limits
+	log        *slog.Logger
+	pending    []byte
+	handshaken bool
+}
+
+func (c *guardConn) Read(p []byte) (int, error) {
+	if !c.handshaken {
+		c.handshaken = true
+		if tc, ok := c.Conn.(*tls.Conn); ok {
+			ctx, cancel := context.WithTimeout(context.Background(), c.lim.handshakeTimeout)
+			err := tc.HandshakeContext(ctx)
+			cancel()
+			if err != nil {
+				c.log.Debug("sip: TLS handshake failed", "remote", c.RemoteAddr().String(), "error", err)
+				return 0, err
+			}
+		}
+	}
+	for len(c.pending) == 0 {
+		if err := c.skipKeepalive(); err != nil {
+			return 0, err
+		}
+		f := frame(c.r, c.lim, true)
+		if f.reply != nil {
+			if _, err := c.Conn.Write(f.reply); err != nil {
+				return 0, err
+			}
+		}
+		if f.why != "" {
+			c.log.Warn("sip: refused input", "remote", c.RemoteAddr().String(), "transport", "stream", "why", f.why, "error", f.fatal)
+		}
+		if f.fatal != nil {
+			return 0, f.fatal
+		}
+		c.pending = f.msg
+	}
+	n := copy(p, c.pending)
+	c.pending = c.pending[n:]
+	return n, nil
+}
+
+// skipKeepalive consumes CRLFs between messages and answers a double-CRLF
+// ping with a CRLF pong (RFC 5626 §3.5.1).
+func (c *guardConn) skipKeepalive() error {
+	n := 0
+	for {
+		b, err := c.r.Peek(1)
+		if err != nil {
+			return err
+		}
+		if b[0] != '\r' && b[0] != '\n' {
+			break
+		}
+		c.r.ReadByte()
+		n++
+		if n == 4 && c.r.Buffered() == 0 {
+			if _, err := c.Conn.Write([]byte("\r\n")); err != nil {
+				return err
+			}
+			n = 0
+		}
+	}
+	return nil
+}
+
+// guardPacketConn checks each datagram the same way.
+type guardPacketConn struct {
+	net.PacketConn
+	lim limits
+	log *slog.Logger
+	buf []byte
+}
+
+func newGuardPacketConn(pc net.PacketConn, lim limits, log *slog.Logger) *guardPacketConn {
+	return &guardPacketConn{PacketConn: pc, lim: lim, log: log, buf: make([]byte, lim.maxMsg+1)}
+}
+
+// ReadFrom is called by one sipgo reader goroutine only.
+func (g *guardPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
+	for {
+		n, addr, err := g.PacketConn.ReadFrom(g.buf)
+		if err != nil {
+			return 0, nil, err
+		}
+		data := g.buf[:n]
+		if len(bytes.Trim(data, "\r\n\x00")) == 0 {
+			continue // keepalive
+		}
+		var f framed
+		if n > g.lim.maxMsg {
+			f = frame(bufio.NewReaderSize(bytes.NewReader(data[:g.lim.maxMsg]), g.lim.maxMsg), g.lim, false)
+			if f.reply == nil && f.fatal == nil {
+				f = framed{why: "datagram over the size limit"}
+			}
+		} else {
+			f = frame(bufio.NewReaderSize(bytes.NewReader(data), max(n, 16)), g.lim, false)
+		}
+		if f.reply != nil {
+			g.PacketConn.WriteTo(f.reply, addr)
+		}
+		if f.why != "" || f.fatal != nil {
+			g.log.Warn("sip: refused input", "remote", addr.String(), "transport", "udp", "why", f.why, "error", f.fatal)
+		}
+		if f.msg == nil {
+			continue
+		}
+		if len(f.msg) > len(p) {
+			g.log.Warn("sip: datagram larger than the read buffer", "remote", addr.String(), "size", len(f.msg))
+			continue
+		}
+		return copy(p, f.msg), addr, nil
+	}
+}
