@@ -214,6 +214,9 @@ func readStream(ctx context.Context, dec *xml.Decoder, conn net.Conn) (xmppStrea
 	if st.Version == "" || strings.HasPrefix(st.Version, "0.") {
 		return st, nil // pre-RFC 3920 streams carry no features
 	}
+	if err := ctx.Err(); err != nil {
+		return st, nil // cancelled after the header: report what came
+	}
 	wait := time.Now().Add(streamFeaturesWait)
 	if dl, ok := ctx.Deadline(); ok && dl.Before(wait) {
 		wait = dl
