@@ -6,5 +6,9 @@ func All() []Check {
 	return []Check{
 		configCheck,
 		fqdnCheck,
+		dnsSRVCheck,
+		dnsACheck,
+		dnsInternalCheck,
+		hostsEntryCheck,
 	}
 }

@@ -152,7 +152,10 @@ func OrderSRV(recs []*net.SRV, intn func(int) int) []*net.SRV {
 		for j < len(recs) && recs[j].Priority == recs[i].Priority {
 			j++
 		}
+		// RFC 2782: weight-0 records go first, so they get the rare
+		// selection a random draw of 0 gives them.
 		group := slices.Clone(recs[i:j])
+		slices.SortStableFunc(group, func(a, b *net.SRV) int { return min(int(a.Weight), 1) - min(int(b.Weight), 1) })
 		for len(group) > 0 {
 			total := 0
 			for _, s := range group {
