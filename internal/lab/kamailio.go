@@ -170,18 +170,19 @@ func kamAnswers(transport, addr string) bool {
 
 func (k *Kamailio) stop(t testing.TB) {
 	pid := k.cmd.Process.Pid
-	k.cmd.Process.Signal(syscall.SIGTERM)
+	k.cmd.Process.Signal(syscall.SIGTERM) // kamailio stops its children, then itself
 	select {
 	case <-k.exited:
 	case <-time.After(kamStopWait):
 		t.Logf("lab: kamailio %d ignored SIGTERM for %v; killing its process group", pid, kamStopWait)
-	}
-	// The group is ours (Setpgid above): this ends children left behind.
-	syscall.Kill(-pid, syscall.SIGKILL)
-	select {
-	case <-k.exited:
-	case <-time.After(kamStopWait):
-		t.Errorf("lab: kamailio %d still running after SIGKILL", pid)
+		// The group is ours (Setpgid above) and still led by our
+		// process, so its ID cannot have been reused.
+		syscall.Kill(-pid, syscall.SIGKILL)
+		select {
+		case <-k.exited:
+		case <-time.After(kamStopWait):
+			t.Errorf("lab: kamailio %d still running after SIGKILL", pid)
+		}
 	}
 	if t.Failed() {
 		t.Logf("kamailio log (last lines):\n%s", k.LogTail(40))
