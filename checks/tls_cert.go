@@ -256,9 +256,11 @@ func certChainResult(env *Env, id string, chain []*x509.Certificate) Result {
 	const target = "chain"
 	leaf := chain[0]
 	if env.Config.TLS.CA == "" {
-		return warn(id, target, "tls.ca is not set: the chain was not verified",
-			"tls.ca naming the CA that issued the Edge's certificate and ours",
-			"set tls.ca (it is required with sip.edge.transport: tls)")
+		if t := env.Config.SIP.Edge.Transport; t != "tls" {
+			return pass(id, target, "not verified: tls.ca is not set, and with sip.edge.transport "+t+" there is no mutual TLS with the Edge")
+		}
+		return fail(id, target, "tls.ca is not set", "tls.ca naming the CA that issued the Edge's certificate and ours",
+			"set tls.ca: mutual TLS with the Edge (sip.edge.transport: tls) needs it")
 	}
 	data, bad := readTLSFile(env, id, target, "tls.ca", env.Config.TLS.CA)
 	if bad != nil {

@@ -101,6 +101,8 @@ func TestTLSChecks(t *testing.T) {
 		{"healthy", issue(good), nil, slices.Concat(certOK, nameOK, keyOK, ekuOK)},
 		{"ECDSA P-256", issue(with(func(l *certtest.Leaf) { l.ECDSA = true })), nil,
 			slices.Concat(certOK, nameOK, []idWant{{"tls.key", want{"", Pass, "ECDSA P-256"}}}, ekuOK)},
+		{"Ed25519", issue(with(func(l *certtest.Leaf) { l.Ed25519 = true })), nil,
+			slices.Concat(certOK, nameOK, []idWant{{"tls.key", want{"", Warn, "Ed25519 key: strong, but the Windows TLS stack"}}}, ekuOK)},
 		{"CN is not the internal FQDN", issue(with(func(l *certtest.Leaf) { l.CN = "xgw.litware.test" })), nil,
 			slices.Concat(certOK, []idWant{{"tls.name", want{internal, Fail, "CN is xgw.litware.test, not " + internal}}}, nameOK[1:], keyOK, ekuOK)},
 		{"no SANs at all", issue(with(func(l *certtest.Leaf) { l.DNSNames = nil })), nil,
@@ -177,6 +179,8 @@ func TestTLSChecks(t *testing.T) {
 		}, nil, slices.Concat([]idWant{{"tls.cert", want{"cert", Fail, "holds no certificate, only PEM blocks of type PRIVATE KEY"}}}, skipped("cert"))},
 		{"missing certificate file", func(t *testing.T, dir string) {}, nil,
 			slices.Concat([]idWant{{"tls.cert", want{"cert", Fail, "cert.pem (tls.cert) does not exist"}}}, skipped("cert"))},
+		{"lab without tls.ca (transport tcp)", issue(good), func(c *config.Config) { c.TLS.CA, c.SIP.Edge.Transport = "", "tcp" },
+			slices.Concat(certWith("chain", want{"chain", Pass, "not verified: tls.ca is not set"}), nameOK, keyOK, ekuOK)},
 		{"missing CA file", func(t *testing.T, dir string) {
 			ca.Issue(t, good).WriteFiles(t, dir, nil)
 		}, nil, slices.Concat(certWith("chain", want{"chain", Fail, "ca.pem (tls.ca) does not exist"}), skipped("chain"))},

@@ -41,7 +41,7 @@ func runTLSKey(_ context.Context, env *Env) []Result {
 			return []Result{fail(id, "", kind+" key", expected, fix)}
 		}
 	case ed25519.PublicKey:
-		return []Result{warn(id, "", "Ed25519 key: strong, but Windows Schannel (the OCS/Lync/Skype for Business Edge) cannot use it", expected, fix)}
+		return []Result{warn(id, "", "Ed25519 key: strong, but the Windows TLS stack (Schannel) of OCS/Lync/Skype for Business Edge servers cannot use it", expected, fix)}
 	default:
 		return []Result{fail(id, "", kind+" key", expected, fix)}
 	}

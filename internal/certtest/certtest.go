@@ -7,6 +7,7 @@ package certtest
 import (
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
@@ -39,6 +40,7 @@ type Leaf struct {
 	IPs       []net.IP
 	RSABits   int  // default 2048 (ignored with ECDSA)
 	ECDSA     bool // P-256
+	Ed25519   bool
 	NotBefore time.Time
 	NotAfter  time.Time
 	// ExtKeyUsage defaults to serverAuth+clientAuth, as mutual TLS with an
@@ -139,7 +141,13 @@ func (ca *CA) Pool() *x509.CertPool {
 func (ca *CA) Issue(t testing.TB, l Leaf) *Pair {
 	t.Helper()
 	var key crypto.Signer
-	if l.ECDSA {
+	if l.Ed25519 {
+		_, k, err := ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		key = k
+	} else if l.ECDSA {
 		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 		if err != nil {
 			t.Fatal(err)
