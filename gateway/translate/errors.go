@@ -182,8 +182,9 @@ var gatewayFailures = []struct {
 	{ErrUnknownDomain, 404, "Not Found", stanza.ItemNotFound, stanza.Cancel},
 	{ErrUnmappable, 484, "Address Incomplete", stanza.JIDMalformed, stanza.Modify},
 	{ErrUnsupportedMedia, 415, "Unsupported Media Type", stanza.NotAcceptable, stanza.Modify},
-	{ErrBadBody, 400, "Bad Request", stanza.NotAcceptable, stanza.Modify},
 	{ErrTooLarge, 413, "Request Entity Too Large", stanza.PolicyViolation, stanza.Modify},
+	{ErrBadPIDF, 400, "Bad Request", stanza.BadRequest, stanza.Modify},
+	{ErrBadBody, 400, "Bad Request", stanza.NotAcceptable, stanza.Modify},
 	{ErrUnsupportedType, 405, "Method Not Allowed", stanza.FeatureNotImplemented, stanza.Cancel},
 	{ErrNoContent, 415, "Unsupported Media Type", stanza.FeatureNotImplemented, stanza.Cancel},
 }
