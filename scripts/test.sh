@@ -27,6 +27,7 @@ cleanup() {
 	for pid in $(ip netns pids "$ns" 2>/dev/null); do kill "$pid" 2>/dev/null || true; done
 	ip netns del "$ns" 2>/dev/null || true
 	rm -rf "/etc/netns/$ns"
+	rm -f /run/xgw-lab-"$ns"-*.lock # internal/lab's locks for this namespace
 }
 trap cleanup EXIT
 ip netns add "$ns"

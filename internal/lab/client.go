@@ -81,8 +81,8 @@ func Login(t testing.TB, ctx context.Context, addr, user, password string) *Clie
 	)
 	if !stop() || err != nil {
 		conn.Close()
-		if err == nil {
-			err = ctx.Err()
+		if ctx.Err() != nil {
+			err = fmt.Errorf("%w; gave up: %w", err, ctx.Err())
 		}
 		t.Fatalf("lab.Login %s at %s: %v", user, addr, err)
 	}

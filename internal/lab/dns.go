@@ -3,7 +3,9 @@ package lab
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -47,12 +49,19 @@ _xmpp-client._tcp  60 IN SRV 0 5 5222 %[1]s.
 func DNS53(t testing.TB, zones ...Zone) *dnstest.Server {
 	t.Helper()
 	labLock(t, "dns53")
-	origin, text := "test", ""
+	first, rest := Zone{Origin: "test"}, zones
 	if len(zones) > 0 {
-		origin, text = zones[0].Origin, zones[0].Text
+		first, rest = zones[0], zones[1:]
 	}
-	s := dnstest.Start(t, DNSAddr, origin, text)
-	for _, z := range zones[1:] {
+	// The lock is ours, so whatever holds the port is a leak: name it.
+	pc, err := net.ListenPacket("udp", DNSAddr)
+	if err != nil {
+		out, _ := exec.Command("ss", "-Hanup", "sport = :53").CombinedOutput()
+		t.Fatalf("lab.DNS53: %v; sockets on port 53 in namespace %s:\n%s", err, testenv.Netns(t), out)
+	}
+	pc.Close()
+	s := dnstest.Start(t, DNSAddr, first.Origin, first.Text)
+	for _, z := range rest {
 		if err := s.Load(z.Origin, z.Text); err != nil {
 			t.Fatal(err)
 		}

@@ -3,8 +3,11 @@ package lab_test
 import (
 	"context"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/miekg/dns"
 
 	"github.com/xgw-gateway/xgw/internal/certtest"
 	"github.com/xgw-gateway/xgw/internal/lab"
@@ -50,6 +53,45 @@ var (
 	externalAccepted = regexp.MustCompile(`Accepting SASL EXTERNAL identity from a\.test`)
 	s2sEncrypted     = regexp.MustCompile(`s2sin\w*\s+info\s+Stream encrypted`)
 )
+
+func TestDNS53(t *testing.T) {
+	lab.DNS53(t, lab.ServerZone("a.test", "127.0.1.1"), lab.ServerZone("b.test", "127.0.1.2"))
+	tests := []struct {
+		name  string
+		qname string
+		qtype uint16
+		rcode int
+		want  string // the answer's data, "" for none
+	}{
+		{"SRV of a server", "_xmpp-server._tcp.b.test.", dns.TypeSRV, dns.RcodeSuccess, "0 5 5269 b.test."},
+		{"SRV of a client", "_xmpp-client._tcp.a.test.", dns.TypeSRV, dns.RcodeSuccess, "0 5 5222 a.test."},
+		{"A of the target", "a.test.", dns.TypeA, dns.RcodeSuccess, "127.0.1.1"},
+		{"no Direct TLS SRV", "_xmpps-server._tcp.a.test.", dns.TypeSRV, dns.RcodeNameError, ""},
+		{"no AAAA", "b.test.", dns.TypeAAAA, dns.RcodeSuccess, ""},
+		{"unknown domain", "nowhere.test.", dns.TypeA, dns.RcodeNameError, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			m := new(dns.Msg)
+			m.SetQuestion(tc.qname, tc.qtype)
+			r, err := dns.Exchange(m, lab.DNSAddr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Rcode != tc.rcode {
+				t.Errorf("rcode %s, want %s", dns.RcodeToString[r.Rcode], dns.RcodeToString[tc.rcode])
+			}
+			got := ""
+			if len(r.Answer) > 0 {
+				h := r.Answer[0].Header().String()
+				got = strings.TrimSpace(strings.TrimPrefix(r.Answer[0].String(), h))
+			}
+			if got != tc.want {
+				t.Errorf("answer %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
 
 func TestFederation(t *testing.T) {
 	shared := certtest.NewCA(t, "lab shared CA")

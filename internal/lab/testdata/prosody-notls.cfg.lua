@@ -1,0 +1,21 @@
+-- written by xgw internal/lab for c.test
+data_path = "/lab/data"
+pidfile = "/lab/prosody.pid"
+certificates = "/lab"
+log = { { levels = { min = "debug" }, to = "file", filename = "/lab/prosody.log" } }
+interfaces = { "127.0.1.3" }
+c2s_ports = { 5222 }
+s2s_ports = { 5269 }
+c2s_direct_tls_ports = { }
+s2s_direct_tls_ports = { }
+modules_enabled = { "roster", "saslauth", "tls", "dialback", "disco", "ping" }
+authentication = "internal_hashed"
+storage = "internal"
+c2s_require_encryption = true
+s2s_require_encryption = false
+s2s_secure_auth = false
+s2s_allow_encryption = false
+s2s_timeout = 10
+ssl = { certificate = "/lab/cert.pem", key = "/lab/key.pem" }
+VirtualHost "c.test"
+	ssl = { certificate = "/lab/cert.pem", key = "/lab/key.pem" }
