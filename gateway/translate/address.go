@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/emiago/sipgo/sip"
@@ -69,12 +70,26 @@ type Mapper struct {
 	xmppDomains map[string]bool
 	deny        map[string]bool
 	open        bool
+
+	// PRECIS and IDNA dominate the cost of a translation, and a gateway sees
+	// the same few thousand addresses again and again: cache SIP -> JID.
+	mu    sync.RWMutex // guards cache
+	cache map[uriKey]jid.JID
 }
+
+// uriKey is the identity part of a SIP URI as JIDFromURI reads it.
+type uriKey struct {
+	user, host, gr string
+	side           Side
+}
+
+// maxCache bounds the address cache; when full it is dropped and refilled.
+const maxCache = 4096
 
 // NewMapper builds a Mapper. open allows any XMPP domain except the denied
 // ones and our own SIP domains.
 func NewMapper(sipDomains, xmppDomains []string, open bool, deny []string) (*Mapper, error) {
-	m := &Mapper{sipDomains: map[string]bool{}, xmppDomains: map[string]bool{}, deny: map[string]bool{}, open: open}
+	m := &Mapper{sipDomains: map[string]bool{}, xmppDomains: map[string]bool{}, deny: map[string]bool{}, open: open, cache: map[uriKey]jid.JID{}}
 	for _, set := range []struct {
 		in  []string
 		out map[string]bool
@@ -187,6 +202,31 @@ func allDigitsAndDots(s string) bool {
 //   - port, other URI parameters and URI headers are routing data, not
 //     identity, and are dropped.
 func (m *Mapper) JIDFromURI(u *sip.Uri, side Side) (jid.JID, error) {
+	gr, _ := u.UriParams.Get("gr")
+	key := uriKey{user: u.User, host: u.Host, gr: gr, side: side}
+	if u.Scheme == "sip" || u.Scheme == "sips" {
+		m.mu.RLock()
+		j, ok := m.cache[key]
+		m.mu.RUnlock()
+		if ok {
+			return j, nil
+		}
+	}
+	j, err := m.jidFromURI(u, side, gr)
+	if err != nil {
+		return jid.JID{}, err
+	}
+	key = uriKey{user: strings.Clone(u.User), host: strings.Clone(u.Host), gr: strings.Clone(gr), side: side}
+	m.mu.Lock()
+	if len(m.cache) >= maxCache {
+		clear(m.cache)
+	}
+	m.cache[key] = j
+	m.mu.Unlock()
+	return j, nil
+}
+
+func (m *Mapper) jidFromURI(u *sip.Uri, side Side, gr string) (jid.JID, error) {
 	if u.Scheme != "sip" && u.Scheme != "sips" && u.Scheme != "" {
 		return jid.JID{}, m.addrErr(u.String(), "scheme "+u.Scheme+":", "a sip: or sips: URI", "send a SIP URI; tel: and other schemes have no XMPP form", ErrUnmappable, nil)
 	}
@@ -209,7 +249,7 @@ func (m *Mapper) JIDFromURI(u *sip.Uri, side Side) (jid.JID, error) {
 		return jid.JID{}, m.addrErr(u.String(), err.Error(), "a user name without leading or trailing spaces", "rename the user", ErrUnmappable, err)
 	}
 	var resource string
-	if gr, ok := u.UriParams.Get("gr"); ok && gr != "" {
+	if gr != "" {
 		resource, err = percentDecode(gr)
 		if err != nil {
 			return jid.JID{}, m.addrErr(u.String(), "gr parameter "+err.Error(), "a GRUU instance id", "percent-encode UTF-8 bytes in the gr parameter", ErrUnmappable, err)
