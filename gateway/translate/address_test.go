@@ -2,6 +2,7 @@ package translate
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -231,5 +232,45 @@ func TestMapperSides(t *testing.T) {
 				t.Errorf("NewMapper error = %v, want %q", err, tt.wantSubstr)
 			}
 		})
+	}
+}
+
+func TestMapperCache(t *testing.T) {
+	m := testMapper(t)
+	u := mustURI(t, "sip:Alice@litware.example;gr=pc")
+	first, err := m.JIDFromURI(u, SideSIP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := m.JIDFromURI(u, SideSIP)
+	if err != nil || !again.Equal(first) {
+		t.Fatalf("cached = %v, %v; want %v", again, err, first)
+	}
+	// The side is part of the key: the cached success must not leak.
+	if _, err := m.JIDFromURI(u, SideXMPP); !errors.Is(err, ErrUnmappable) {
+		t.Fatalf("other side err = %v, want ErrUnmappable", err)
+	}
+	// Fill past the bound from several goroutines; results stay right.
+	done := make(chan error, 4)
+	for g := 0; g < 4; g++ {
+		go func(g int) {
+			for i := 0; i < maxCache/2+10; i++ {
+				name := fmt.Sprintf("user%d-%d", g, i)
+				j, err := m.JIDFromURI(&sip.Uri{Scheme: "sip", User: name, Host: "litware.example"}, SideSIP)
+				if err != nil || j.Localpart() != name {
+					done <- fmt.Errorf("%s -> %v, %v", name, j, err)
+					return
+				}
+			}
+			done <- nil
+		}(g)
+	}
+	for g := 0; g < 4; g++ {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(m.cache); n > maxCache {
+		t.Errorf("cache holds %d entries, bound is %d", n, maxCache)
 	}
 }

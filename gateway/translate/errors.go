@@ -3,6 +3,7 @@ package translate
 import (
 	"context"
 	"errors"
+	"strings"
 
 	"mellium.im/xmpp/stanza"
 )
@@ -202,4 +203,55 @@ func MapError(err error) Mapped {
 		}
 	}
 	return Mapped{Status: 500, Reason: "Server Internal Error", Condition: stanza.InternalServerError, Type: stanza.Cancel, Text: err.Error()}
+}
+
+// NSStanzaErrors is the namespace of stanza error conditions (RFC 6120 §8.3.2).
+const NSStanzaErrors = "urn:ietf:params:xml:ns:xmpp-stanzas"
+
+// AppendErrorReply appends the bounce for msg (RFC 6120 §8.3.1): type
+// "error", from and to swapped, the same id and thread so the sender can
+// match it, and the condition, type and text of e. The original body is not
+// echoed.
+func (msg *Message) AppendErrorReply(dst []byte, e Mapped) []byte {
+	dst = append(dst, `<message xmlns="`+NSServer+`"`...)
+	dst = appendAttr(dst, "from", msg.To.String())
+	dst = appendAttr(dst, "to", msg.From.String())
+	dst = appendAttr(dst, "type", "error")
+	if msg.ID != "" {
+		dst = appendAttr(dst, "id", msg.ID)
+	}
+	dst = append(dst, '>')
+	if msg.Thread != "" {
+		dst = append(dst, "<thread>"...)
+		dst = appendEscaped(dst, msg.Thread, false)
+		dst = append(dst, "</thread>"...)
+	}
+	dst = append(dst, "<error"...)
+	dst = appendAttr(dst, "type", string(e.Type))
+	dst = append(dst, "><"...)
+	dst = append(dst, e.Condition...)
+	dst = append(dst, ` xmlns="`+NSStanzaErrors+`"/>`...)
+	if e.Text != "" {
+		dst = append(dst, `<text xmlns="`+NSStanzaErrors+`" xml:lang="en">`...)
+		dst = appendEscaped(dst, e.Text, false)
+		dst = append(dst, "</text>"...)
+	}
+	return append(dst, "</error></message>"...)
+}
+
+// Warning formats a SIP Warning header value carrying e.Text (RFC 3261
+// §20.43, code 399 "miscellaneous warning"); agent is the gateway's host.
+func (e Mapped) Warning(agent string) string {
+	var b strings.Builder
+	b.WriteString("399 ")
+	b.WriteString(agent)
+	b.WriteString(` "`)
+	for _, r := range headerText(e.Text) {
+		if r == '"' || r == '\\' {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	b.WriteByte('"')
+	return b.String()
 }
