@@ -198,11 +198,13 @@ func allDigitsAndDots(s string) bool {
 //     with the PRECIS UsernameCaseMapped profile (RFC 7622 §3.3), which
 //     folds case: sip:Alice@… and sip:alice@… are the same JID;
 //   - a "gr" URI parameter (a GRUU, RFC 5627) becomes the resourcepart,
-//     percent-decoded (RFC 7247 §5.3, instance-specific mapping);
+//     percent-decoded (RFC 7247 §5.3, instance-specific mapping); so does
+//     the "opaque" parameter of a Microsoft GRUU (";gruu;opaque=user:epid:…",
+//     MS-SIPRE), which OCS, Lync and Skype for Business Edges send;
 //   - port, other URI parameters and URI headers are routing data, not
 //     identity, and are dropped.
 func (m *Mapper) JIDFromURI(u *sip.Uri, side Side) (jid.JID, error) {
-	gr, _ := u.UriParams.Get("gr")
+	gr := instanceID(u)
 	key := uriKey{user: u.User, host: u.Host, gr: gr, side: side}
 	if u.Scheme == "sip" || u.Scheme == "sips" {
 		m.mu.RLock()
@@ -287,9 +289,32 @@ func (m *Mapper) URIFromJID(j jid.JID, side Side) (sip.Uri, error) {
 	}
 	u := sip.Uri{Scheme: "sip", User: percentEncode(Unescape(local), userSafe), Host: host}
 	if r := j.Resourcepart(); r != "" {
-		u.UriParams = sip.HeaderParams{{K: "gr", V: percentEncode(r, paramSafe)}}
+		if isMSOpaque(r) {
+			u.UriParams = sip.HeaderParams{{K: "opaque", V: percentEncode(r, paramSafe)}, {K: "gruu"}}
+		} else {
+			u.UriParams = sip.HeaderParams{{K: "gr", V: percentEncode(r, paramSafe)}}
+		}
 	}
 	return u, nil
+}
+
+// instanceID returns the GRUU instance of u: the RFC 5627 "gr" parameter,
+// or the "opaque" parameter of a Microsoft ";gruu" URI; "" for an AOR.
+func instanceID(u *sip.Uri) string {
+	if gr, ok := u.UriParams.Get("gr"); ok {
+		return gr
+	}
+	if u.UriParams.Has("gruu") {
+		op, _ := u.UriParams.Get("opaque")
+		return op
+	}
+	return ""
+}
+
+// isMSOpaque reports whether a resourcepart came from a Microsoft GRUU: the
+// opaque values MS-SIPRE documents start with user:, app: or srvr:.
+func isMSOpaque(r string) bool {
+	return strings.HasPrefix(r, "user:epid:") || strings.HasPrefix(r, "app:") || strings.HasPrefix(r, "srvr:")
 }
 
 func (m *Mapper) domainErr(addr, domain string, want Side) error {

@@ -110,6 +110,8 @@ func TestJIDFromURI(t *testing.T) {
 		{name: "cyrillic user", uri: "sip:%D0%98%D0%B2%D0%B0%D0%BD@litware.example", side: SideSIP, want: "иван@litware.example"},
 		{name: "gruu to resource", uri: "sip:alice@litware.example;gr=urn:uuid:f81d4fae-7dec-11d0-a765-00a0c91e6bf6", side: SideSIP, want: "alice@litware.example/urn:uuid:f81d4fae-7dec-11d0-a765-00a0c91e6bf6"},
 		{name: "gruu percent decoded", uri: "sip:alice@litware.example;gr=Home%20PC", side: SideSIP, want: "alice@litware.example/Home PC"},
+		{name: "microsoft gruu", uri: "sip:alice@litware.example;opaque=user:epid:qIIWS2j5AVeD_HxnQdxmlwAA;gruu", side: SideSIP, want: "alice@litware.example/user:epid:qIIWS2j5AVeD_HxnQdxmlwAA"},
+		{name: "opaque without gruu is not an instance", uri: "sip:alice@litware.example;opaque=x", side: SideSIP, want: "alice@litware.example"},
 		{name: "xmpp partner", uri: "sip:juliet@xmpp.example", side: SideXMPP, want: "juliet@xmpp.example"},
 		{name: "idn partner", uri: "sip:romeo@xn--mnchen-3ya.example", side: SideXMPP, want: "romeo@münchen.example"},
 
@@ -165,6 +167,7 @@ func TestURIFromJID(t *testing.T) {
 		{name: "utf8 local", jid: "иван@xmpp.example", side: SideXMPP, want: "sip:%D0%B8%D0%B2%D0%B0%D0%BD@xmpp.example"},
 		{name: "idn domain to A-label", jid: "romeo@münchen.example", side: SideXMPP, want: "sip:romeo@xn--mnchen-3ya.example"},
 		{name: "our user", jid: "alice@litware.example", side: SideSIP, want: "sip:alice@litware.example"},
+		{name: "our user on a Lync endpoint", jid: "alice@litware.example/user:epid:qIIWS2j5AVeD_HxnQdxmlwAA", side: SideSIP, want: "sip:alice@litware.example;opaque=user:epid:qIIWS2j5AVeD_HxnQdxmlwAA;gruu"},
 		{name: "unknown domain", jid: "eve@evil.example", side: SideXMPP, err: ErrUnknownDomain},
 		{name: "no localpart", jid: "xmpp.example", side: SideXMPP, err: ErrUnmappable},
 		{name: "wrong side", jid: "juliet@xmpp.example", side: SideSIP, err: ErrUnmappable},

@@ -88,7 +88,7 @@ func (m *Mapper) MessageFromSIP(req *sip.Request) (Message, error) {
 	if msg.From, err = m.JIDFromURI(&fromH.Address, SideSIP); err != nil {
 		return Message{}, err
 	}
-	if c := req.Contact(); c != nil && c.Address.UriParams.Has("gr") {
+	if c := req.Contact(); c != nil && instanceID(&c.Address) != "" {
 		if full, err := m.JIDFromURI(&c.Address, SideSIP); err == nil && full.Bare().Equal(msg.From) {
 			msg.From = full
 		}
