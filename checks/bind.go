@@ -36,7 +36,17 @@ var (
 		ID:    "bind.xmpp",
 		Title: "xmpp.listen is a local address and its port is free (or held by xgw)",
 		Run: func(ctx context.Context, env *Env) []Result {
-			return []Result{probeBind(ctx, env, bindSpec{id: "bind.xmpp", key: "xmpp.listen", addr: env.Config.XMPP.Listen,
+			c := env.Config
+			// Each probe alone would find the port free; xgw could not
+			// then bind both.
+			if c.SIP.Edge.Transport != "udp" && samePort(c.SIP.Listen, c.XMPP.Listen) {
+				_, port, _ := net.SplitHostPort(c.XMPP.Listen)
+				return []Result{fail("bind.xmpp", c.XMPP.Listen,
+					fmt.Sprintf("xmpp.listen %s and sip.listen %s share TCP port %s", c.XMPP.Listen, c.SIP.Listen, port),
+					"two ports: SIP from the Edge (usually 5061) and XMPP from peers (5269)",
+					"give each its own port: sip.listen usually HOST:5061 (what the Edge routes to), xmpp.listen HOST:5269 (what the SRV records name)")}
+			}
+			return []Result{probeBind(ctx, env, bindSpec{id: "bind.xmpp", key: "xmpp.listen", addr: c.XMPP.Listen,
 				network: "tcp", port: "the firewall's port forward and the SRV records", identify: identifyXMPP})}
 		},
 	}
@@ -124,6 +134,23 @@ func listenIP(ctx context.Context, b bindSpec, host string) (netip.Addr, *Result
 	// net.Listen takes the first IPv4 address when there is one.
 	i := slices.IndexFunc(addrs, func(a netip.Addr) bool { return a.Unmap().Is4() })
 	return addrs[max(i, 0)].Unmap().WithZone(""), nil
+}
+
+// samePort reports whether two listen addresses compete for one port:
+// same port, and the same host or a wildcard on either side.
+func samePort(a, b string) bool {
+	ha, pa, errA := net.SplitHostPort(a)
+	hb, pb, errB := net.SplitHostPort(b)
+	if errA != nil || errB != nil || pa != pb || pa == "0" {
+		return false
+	}
+	wild := func(h string) bool {
+		ip, err := netip.ParseAddr(h)
+		return h == "" || err == nil && ip.IsUnspecified()
+	}
+	ia, errA := netip.ParseAddr(ha)
+	ib, errB := netip.ParseAddr(hb)
+	return wild(ha) || wild(hb) || strings.EqualFold(ha, hb) || errA == nil && errB == nil && ia.Unmap() == ib.Unmap()
 }
 
 // tryListen binds addr and releases it at once.

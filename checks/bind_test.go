@@ -137,7 +137,11 @@ func TestBindChecks(t *testing.T) {
 			t.Parallel() // the hung-listener case waits out identifyTimeout
 			addr := tt.listen(t)
 			cfg := testConfig(func(c *config.Config) {
-				c.SIP.Listen, c.XMPP.Listen = addr, addr
+				if tt.check.ID == "bind.sip" {
+					c.SIP.Listen = addr
+				} else {
+					c.XMPP.Listen = addr
+				}
 				c.SIP.Edge.Transport = tt.transport
 				c.TLS = config.TLS{Cert: dir + "/cert.pem", Key: dir + "/key.pem", CA: dir + "/ca.pem"}
 			})
@@ -151,6 +155,39 @@ func TestBindChecks(t *testing.T) {
 			if tt.fix != "" && !strings.Contains(got[0].Fix, tt.fix) {
 				t.Errorf("fix %q lacks %q", got[0].Fix, tt.fix)
 			}
+		})
+	}
+}
+
+// Two listen addresses on one TCP port would each probe free, yet xgw
+// could not bind both.
+func TestBindXMPPSharedPort(t *testing.T) {
+	tests := []struct {
+		name, sip, xmpp, transport string
+		want                       Status
+	}{
+		{"same address and port", "127.0.0.1:5061", "127.0.0.1:5061", "tls", Fail},
+		{"wildcard SIP, specific XMPP", "0.0.0.0:5061", "127.0.0.1:5061", "tls", Fail},
+		{"IPv4-mapped spelling", "[::ffff:127.0.0.1]:5061", "127.0.0.1:5061", "tcp", Fail},
+		{"SIP over UDP leaves the TCP port to XMPP", "127.0.0.1:5061", "127.0.0.1:5061", "udp", Pass},
+		{"different addresses, same port", "127.0.0.1:5061", "127.0.0.2:5061", "tls", Pass},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			port := freePort(t, "127.0.0.1") // the Pass cases really bind it
+			swap := func(s string) string { return strings.Replace(s, ":5061", ":"+port, 1) }
+			if runtime.GOOS != "linux" && strings.Contains(tt.xmpp, "127.0.0.2") {
+				t.Skip("127.0.0.2 is bindable without configuration on Linux only")
+			}
+			cfg := testConfig(func(c *config.Config) {
+				c.SIP.Listen, c.XMPP.Listen, c.SIP.Edge.Transport = swap(tt.sip), swap(tt.xmpp), tt.transport
+			})
+			got := Run(context.Background(), &Env{Config: cfg}, []Check{bindXMPPCheck})
+			w := want{cfg.XMPP.Listen, tt.want, "is free"}
+			if tt.want == Fail {
+				w.found = "share TCP port " + port
+			}
+			assertIDResults(t, got, []idWant{{"bind.xmpp", w}})
 		})
 	}
 }
