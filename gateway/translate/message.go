@@ -552,7 +552,11 @@ func MessageFromStanza(s stanza.Message, r xml.TokenReader) (Message, error) {
 			return msg, nil // the </message>
 		case xml.StartElement:
 			if t.Name.Space == NSChatStates {
-				msg.ChatState = ChatState(t.Name.Local)
+				// An element XEP-0085 does not define is skipped like any
+				// unknown payload.
+				if cs := ChatState(t.Name.Local); cs.Valid() {
+					msg.ChatState = cs
+				}
 				if err := xmlstream.Skip(r); err != nil {
 					return Message{}, err
 				}

@@ -350,6 +350,7 @@ func TestMessageToSIP(t *testing.T) {
 		{name: "groupchat refused", msg: Message{From: juliet, To: alice, Type: stanza.GroupChatMessage, Body: "hi"}, err: ErrUnsupportedType},
 		{name: "receipt only", msg: Message{From: juliet, To: alice, Type: stanza.ChatMessage}, err: ErrNoContent},
 		{name: "bad chat state", msg: Message{From: juliet, To: alice, ChatState: "typing"}, err: ErrBadBody},
+		{name: "body wins over chat state", msg: Message{From: juliet, To: alice, Body: "hi", ChatState: ChatActive}, ct: ContentTypeText},
 		{name: "control char", msg: Message{From: juliet, To: alice, Body: "a\x01"}, err: ErrBadBody},
 		{name: "to a partner", msg: Message{From: juliet, To: juliet, Body: "hi"}, err: ErrUnmappable},
 		{name: "from our own domain", msg: Message{From: alice, To: alice, Body: "hi"}, err: ErrUnmappable},
@@ -480,5 +481,45 @@ func TestErrorTables(t *testing.T) {
 	}
 	if code, _ := StatusForCondition("made-up"); code != 400 {
 		t.Errorf("unknown condition -> %d, want 400 like undefined-condition", code)
+	}
+}
+
+func TestMessageFromStanza(t *testing.T) {
+	tests := []struct {
+		name, xml     string
+		body, subject string
+		thread        string
+		state         ChatState
+	}{
+		{"plain", `<message xmlns="jabber:server" from="a@b" to="c@d" type="chat"><body>hi</body></message>`, "hi", "", "", ""},
+		{"lang match wins", `<message xmlns="jabber:server" from="a@b" to="c@d" xml:lang="de"><body xml:lang="en">hello</body><body xml:lang="de">hallo</body></message>`, "hallo", "", "", ""},
+		{"first body when none matches", `<message xmlns="jabber:server" from="a@b" to="c@d" xml:lang="fr"><body xml:lang="en">hello</body><body xml:lang="de">hallo</body></message>`, "hello", "", "", ""},
+		{"unknown chat state ignored", `<message xmlns="jabber:server" from="a@b" to="c@d"><typing xmlns="http://jabber.org/protocol/chatstates"/></message>`, "", "", "", ""},
+		{"foreign payload skipped", `<message xmlns="jabber:server" from="a@b" to="c@d"><x xmlns="urn:other"><body>not this</body></x><body>this</body><paused xmlns="http://jabber.org/protocol/chatstates"/></message>`, "this", "", "", ChatPaused},
+		{"client namespace", `<message xmlns="jabber:client" from="a@b" to="c@d"><subject>s</subject><thread>t1</thread><body>b</body></message>`, "b", "s", "t1", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			msg, err := DecodeMessage([]byte(tt.xml))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if msg.Body != tt.body || msg.Subject != tt.subject || msg.Thread != tt.thread || msg.ChatState != tt.state {
+				t.Errorf("got %+v", msg)
+			}
+		})
+	}
+	bad := []struct{ name, xml, want string }{
+		{"element in body", `<message xmlns="jabber:server"><body>a<b>x</b></body></message>`, "inside text"},
+		{"not a message", `<presence xmlns="jabber:server"/>`, "not a message stanza"},
+		{"doctype", `<!DOCTYPE m [<!ENTITY e "x">]><message xmlns="jabber:server"><body>&e;</body></message>`, "XML directive"},
+		{"truncated", `<message xmlns="jabber:server"><body>abc`, "EOF"},
+	}
+	for _, tt := range bad {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := DecodeMessage([]byte(tt.xml)); err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("err = %v, want %q", err, tt.want)
+			}
+		})
 	}
 }
