@@ -6,9 +6,19 @@ func All() []Check {
 	return []Check{
 		configCheck,
 		fqdnCheck,
+		bindSIPCheck,
+		bindXMPPCheck,
 		dnsSRVCheck,
 		dnsACheck,
 		dnsInternalCheck,
 		hostsEntryCheck,
+		tlsCertCheck,
+		tlsNameCheck,
+		tlsKeyCheck,
+		tlsEKUCheck,
+		netXMPPCheck,
+		netHairpinCheck,
+		edgeCheck,
+		xmppPeerCheck,
 	}
 }
