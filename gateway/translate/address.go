@@ -16,7 +16,7 @@ import (
 
 // Side names the network an address lives on. The gateway only ever maps
 // SIP-domain users and federated-XMPP-domain users; an address whose domain
-// belongs to neither is refused (RFC 7247 §5.1: the gateway is authoritative
+// belongs to neither is refused (RFC 7247 §5.1, address mapping overview: the gateway is authoritative
 // only for the domains it serves).
 type Side int
 

@@ -48,7 +48,7 @@ type ShowMapping struct {
 	Activity string // RPID activity written for it; "" for none
 }
 
-// PresenceMapping is RFC 7248 §7 (XMPP <show/> <-> PIDF/RPID), as data so
+// PresenceMapping is the RFC 7248 §5 notification mapping (XMPP <show/> <-> PIDF/RPID), as data so
 // the README can cite it:
 //
 //	XMPP                      PIDF <basic>   RPID <activities>
@@ -200,7 +200,7 @@ func showRank(show string) int {
 }
 
 // PIDFFromPresence writes the PIDF document for an XMPP user's presence
-// broadcast (RFC 7248 §7, XMPP to SIP). The entity is the user's SIP URI
+// broadcast (RFC 7248 §5, notifications from XMPP to SIP). The entity is the user's SIP URI
 // (RFC 3863 §4.1.1 allows any URI; SIP UAs expect sip:). Only available and
 // unavailable presences have a PIDF form.
 func (m *Mapper) PIDFFromPresence(p *Presence) ([]byte, error) {
