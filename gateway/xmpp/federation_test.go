@@ -24,21 +24,25 @@ func TestFederation(t *testing.T) {
 		wantAuth string
 		wantTLS  bool
 		modeB    string // b's auth requirement for a.test
+		direct   bool   // b serves XEP-0368 direct TLS only
 	}{
-		{"dialback without TLS", nil, "dialback", false, "dialback"},
+		{"dialback without TLS", nil, "dialback", false, "dialback", false},
 		{"STARTTLS, certificates not trusted: dialback over TLS", func(t *testing.T) *tlsPair {
 			return &tlsPair{A: tlsFor(t, other, "a.test", trusted), B: tlsFor(t, other, "b.test", trusted)}
-		}, "dialback", true, "tls+dialback"},
+		}, "dialback", true, "tls+dialback", false},
 		{"STARTTLS, certificates trusted: SASL EXTERNAL", func(t *testing.T) *tlsPair {
 			return &tlsPair{A: tlsFor(t, trusted, "a.test", trusted), B: tlsFor(t, trusted, "b.test", trusted)}
-		}, "sasl-external", true, "tls"},
+		}, "sasl-external", true, "tls", false},
+		{"direct TLS (XEP-0368), certificates trusted", func(t *testing.T) *tlsPair {
+			return &tlsPair{A: tlsFor(t, trusted, "a.test", trusted), B: tlsFor(t, trusted, "b.test", trusted)}
+		}, "sasl-external", true, "tls", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFed(t)
 			var pa, pb peerOpts
 			pa = peerOpts{domains: []string{"a.test"}, partners: []config.Partner{{Domain: "b.test", Auth: tt.modeB}}}
-			pb = peerOpts{domains: []string{"b.test"}, partners: []config.Partner{{Domain: "a.test", Auth: tt.modeB}}}
+			pb = peerOpts{domains: []string{"b.test"}, partners: []config.Partner{{Domain: "a.test", Auth: tt.modeB}}, directTLS: tt.direct}
 			if tt.tlsA != nil {
 				p := tt.tlsA(t)
 				pa.tls, pb.tls = p.A, p.B

@@ -81,6 +81,10 @@ func dialWire(t *testing.T, addr string) *wire {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return wrapWire(t, c)
+}
+
+func wrapWire(t *testing.T, c net.Conn) *wire {
 	w := &wire{t: t, conn: c}
 	go func() {
 		b := make([]byte, 4096)
@@ -207,6 +211,8 @@ type peerOpts struct {
 	tls      *tls.Config
 	mod      func(*Config)
 	noDNS    bool // don't publish SRV records
+	// directTLS serves XEP-0368 direct TLS only (_xmpps-server._tcp).
+	directTLS bool
 }
 
 // add starts a Server for opts.domains[0] (and the other domains) on
@@ -245,7 +251,11 @@ func (f *fed) add(o peerOpts) *peer {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	go p.srv.Serve(ctx, ln)
+	if o.directTLS {
+		go p.srv.ServeDirectTLS(ctx, ln)
+	} else {
+		go p.srv.Serve(ctx, ln)
+	}
 	t.Cleanup(func() {
 		cancel()
 		sctx, c := context.WithTimeout(context.Background(), waitFor)
@@ -260,7 +270,11 @@ func (f *fed) add(o peerOpts) *peer {
 	if !o.noDNS {
 		_, port, _ := net.SplitHostPort(p.addr)
 		for _, d := range o.domains {
-			zone := fmt.Sprintf("_xmpp-server._tcp.%s. 60 IN SRV 0 5 %s xmpp.%s.\nxmpp.%s. 60 IN A 127.0.0.1\n", d, port, p.domain, p.domain)
+			svc := "_xmpp-server"
+			if o.directTLS {
+				svc = "_xmpps-server"
+			}
+			zone := fmt.Sprintf("%s._tcp.%s. 60 IN SRV 0 5 %s xmpp.%s.\nxmpp.%s. 60 IN A 127.0.0.1\n", svc, d, port, p.domain, p.domain)
 			if err := f.dns.Load("test.", zone); err != nil {
 				t.Fatal(err)
 			}

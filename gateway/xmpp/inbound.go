@@ -84,6 +84,15 @@ func (s *Server) serveInbound(conn net.Conn) {
 	}
 	defer func() { s.untrack(in, in.peerKey) }()
 	conn.SetDeadline(time.Now().Add(s.cfg.NegotiationTimeout))
+	if tc, ok := conn.(*tls.Conn); ok { // XEP-0368 direct TLS
+		if err := tc.HandshakeContext(in.ctx); err != nil {
+			in.log("xmpp stream refused", "reason", "direct TLS handshake: "+err.Error())
+			conn.Close()
+			return
+		}
+		in.secure = true
+		in.certs = tc.ConnectionState().PeerCertificates
+	}
 	err := in.run()
 	var se *StreamError
 	switch {

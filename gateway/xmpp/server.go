@@ -243,6 +243,19 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 }
 
+// ServeDirectTLS accepts XEP-0368 direct TLS streams (port 5270,
+// _xmpps-server._tcp) on ln, a plain TCP listener: TLS is negotiated with
+// Config.TLS and ALPN "xmpp-server" before the stream starts.
+func (s *Server) ServeDirectTLS(ctx context.Context, ln net.Listener) error {
+	if s.srvTLS == nil {
+		ln.Close()
+		return errors.New("xmpp: ServeDirectTLS needs Config.TLS with a certificate")
+	}
+	c := s.srvTLS.Clone()
+	c.NextProtos = []string{"xmpp-server"}
+	return s.Serve(ctx, tls.NewListener(ln, c))
+}
+
 // add registers a goroutine that Shutdown waits for; false once closed.
 func (s *Server) add() bool {
 	s.mu.Lock()
