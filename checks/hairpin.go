@@ -54,12 +54,8 @@ func runHairpin(ctx context.Context, env *Env) []Result {
 
 	// Listen on xmpp.listen ourselves when the port is free, so that the
 	// answer coming back through the public address proves it is us.
-	nonce := hairpinNonce()
-	ln, listenErr := hairpinListen(c.XMPP.Listen)
-	if listenErr == nil {
-		stop := hairpinServe(ln, nonce)
-		defer stop()
-	}
+	nonce, listenErr, stop := standIn(c.XMPP.Listen)
+	defer stop()
 
 	// Whether the Edge depends on this path needs DNS; ask while dialing
 	// so a dial that uses up the deadline leaves the answer ready.
@@ -135,11 +131,29 @@ func edgeUsesPublic(ctx context.Context, env *Env) (string, bool) {
 	return "", false
 }
 
-func hairpinListen(addr string) (net.Listener, error) {
+// standInMu serialises the probes that listen on xmpp.listen themselves.
+var standInMu sync.Mutex
+
+// standIn listens on addr (xmpp.listen) when the port is free and answers
+// stream headers with id=nonce, so a probe that reaches the gateway's
+// address before `xgw serve` runs can prove the path ends here. listenErr
+// says why it could not (errAddrInUse: presumably xgw serve holds it);
+// stop must be called in every case.
+func standIn(addr string) (nonce string, listenErr error, stop func()) {
+	standInMu.Lock()
+	nonce = hairpinNonce()
 	if addr == "" {
-		return nil, errors.New("xmpp.listen is not set")
+		return nonce, errors.New("xmpp.listen is not set"), standInMu.Unlock
 	}
-	return net.Listen("tcp", addr)
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nonce, err, standInMu.Unlock
+	}
+	stopServe := hairpinServe(ln, nonce)
+	return nonce, nil, func() {
+		stopServe()
+		standInMu.Unlock()
+	}
 }
 
 func hairpinNonce() string {

@@ -3,6 +3,7 @@ package checks
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"strconv"
@@ -13,10 +14,16 @@ import (
 // netXMPPCheck proves the path XMPP peers take: external FQDN, the
 // firewall's port 5269 forward, and the gateway answering with a stream
 // (seed article, "Configure Firewall Rules").
+//
+// Before go-live nothing answers on xmpp.listen yet, so the probe then
+// listens there itself (as net.hairpin does) and requires its own nonce to
+// come back: `xgw serve` runs this suite before it takes the port.
+// It requires bind.xmpp so the two never hold the port at once.
 var netXMPPCheck = Check{
-	ID:    "net.xmpp",
-	Title: "XMPP peers can open a stream to external_fqdn:5269",
-	Run:   runNetXMPP,
+	ID:       "net.xmpp",
+	Title:    "XMPP peers can open a stream to external_fqdn:5269",
+	Requires: []string{"bind.xmpp"},
+	Run:      runNetXMPP,
 }
 
 func runNetXMPP(ctx context.Context, env *Env) []Result {
@@ -27,12 +34,24 @@ func runNetXMPP(ctx context.Context, env *Env) []Result {
 	if err != nil {
 		return []Result{skip(id, host, "xmpp.external_fqdn "+host+" does not resolve ("+err.Error()+"); see dns.a")}
 	}
+	nonce, listenErr, stop := standIn(c.XMPP.Listen)
+	defer stop()
 	var out []Result
 	for _, a := range addrs {
 		target := net.JoinHostPort(a.String(), strconv.Itoa(config.XMPPServerPort))
 		st, err := dialXMPPStream(ctx, env.Dialer, target, firstDomain(c))
 		if err != nil {
 			out = append(out, netXMPPFailure(id, target, host, err))
+			continue
+		}
+		if listenErr == nil {
+			if st.ID != nonce {
+				out = append(out, fail(id, target, fmt.Sprintf("%s: an XMPP server answered (id=%q), but not this gateway: the probe listener on xmpp.listen %s never saw the connection", host, st.ID, c.XMPP.Listen),
+					"the stream to "+target+" ending at this gateway ("+c.XMPP.Listen+")",
+					"point the firewall's port 5269 forward (and "+host+") at xmpp.private_ip "+c.XMPP.PrivateIP))
+				continue
+			}
+			out = append(out, pass(id, target, host+": the path ends at this gateway (xgw serve is not running: a probe listener on "+c.XMPP.Listen+" answered)"))
 			continue
 		}
 		if st.StreamError != "" {

@@ -88,3 +88,31 @@ func TestNetXMPPSendsFirstSIPDomain(t *testing.T) {
 		t.Errorf("stream headers received to=%q, want one to the first SIP domain litware.test", tos)
 	}
 }
+
+// Before go-live xgw serve is not running: the probe listens on
+// xmpp.listen itself and only its own nonce coming back proves the path.
+func TestNetXMPPStandIn(t *testing.T) {
+	testenv.Netns(t)
+	startFakePeer(t, "127.77.1.10:5269", xmppAnswer, "")
+	res := testResolver(t, "here IN A 127.77.1.9\nelsewhere IN A 127.77.1.10\n")
+	cases := []struct {
+		name, ext string
+		status    Status
+		found     string
+	}{
+		{"path ends here", "here.litware.test", Pass, "a probe listener on 127.77.1.9:5269 answered"},
+		{"forward points elsewhere", "elsewhere.litware.test", Fail, "but not this gateway"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := netConfig(tc.ext)
+			cfg.XMPP.Listen = "127.77.1.9:5269"
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			got := Run(ctx, &Env{Config: cfg, Resolver: res}, []Check{netXMPPCheck})
+			if len(got) != 1 || got[0].Status != tc.status || !strings.Contains(got[0].Found, tc.found) {
+				t.Fatalf("got %+v, want %s with %q", got, tc.status, tc.found)
+			}
+		})
+	}
+}
