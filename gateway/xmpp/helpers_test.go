@@ -180,12 +180,12 @@ func attrOf(s, tagSub, name string) string {
 // fed is a small federation on loopback: servers for test domains and one
 // authoritative DNS server resolving all of them.
 type fed struct {
-	t   *testing.T
+	t   testing.TB
 	dns *dnstest.Server
 	ca  *certtest.CA
 }
 
-func newFed(t *testing.T) *fed {
+func newFed(t testing.TB) *fed {
 	return &fed{t: t, dns: dnstest.Start(t, "127.0.0.1:0", "test.", "")}
 }
 
@@ -306,7 +306,7 @@ func mustStanza(t *testing.T, s string) *Stanza {
 
 // tlsFor issues a certificate for domain from ca and returns a server config
 // trusting roots.
-func tlsFor(t *testing.T, ca *certtest.CA, domain string, roots *certtest.CA) *tls.Config {
+func tlsFor(t testing.TB, ca *certtest.CA, domain string, roots *certtest.CA) *tls.Config {
 	leaf := ca.Issue(t, certtest.Leaf{CN: domain, DNSNames: []string{domain}, ECDSA: true})
 	return &tls.Config{Certificates: []tls.Certificate{leaf.TLS}, RootCAs: roots.Pool()}
 }
