@@ -23,7 +23,8 @@ typing in both directions.
 
   xgw check   probes a deployment (DNS, certificates, firewall, Edge, peers)
   xgw serve   runs the same checks, then operates the gateway
-  xgw dns     prints the DNS records the configuration needs`,
+  xgw dns     prints the DNS records the configuration needs
+  xgw cert    makes the gateway's key and certificate request`,
 		SilenceErrors: true,
 		SilenceUsage:  true,
 	}
@@ -34,6 +35,7 @@ typing in both directions.
 	root.AddCommand(
 		newCheckCmd(s, g, nil),
 		newDNSCmd(s, g),
+		newCertCmd(s, g, nil),
 		newVersionCmd(s),
 	)
 	return root
