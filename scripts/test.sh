@@ -7,7 +7,7 @@
 # (/etc/netns/NAME/resolv.conf -> 127.0.0.53) is the DNS server the tests
 # start. Nothing on the host's network or resolver is touched.
 #
-# Usage: bash scripts/test.sh [go test flags/packages]   (default ./...)
+# Usage: bash scripts/test.sh [go test flags] [packages]   (default ./...)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,8 +17,12 @@ bash scripts/install-peers.sh
 
 export PATH=$PATH:/usr/local/go/bin
 go mod download
-vet_args=("$@"); [ ${#vet_args[@]} -gt 0 ] || vet_args=(./...)
-go vet "${vet_args[@]}"
+# Vet the packages named on the command line (flags such as -run are for go test only).
+args=("$@")
+pkgs=()
+for a in "${args[@]}"; do case "$a" in ./*|*/...) pkgs+=("$a") ;; esac; done
+[ ${#pkgs[@]} -gt 0 ] || { pkgs=(./...); args+=(./...); }
+go vet "${pkgs[@]}"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
 [ -z "$unformatted" ] || { echo "gofmt needed on: $unformatted" >&2; exit 1; }
 
@@ -38,6 +42,4 @@ printf '127.0.0.1 localhost\n::1 localhost\n' > "/etc/netns/$ns/hosts"
 
 # XGW_NETNS tells the tests they own this namespace's loopback and port 53.
 # -p 2: two cores; the interop tests serialise on the shared DNS port themselves.
-args=("$@")
-[ ${#args[@]} -gt 0 ] || args=(./...)
 ip netns exec "$ns" env XGW_NETNS="$ns" go test -p 2 -timeout 15m -count=1 "${args[@]}"
