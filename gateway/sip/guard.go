@@ -332,7 +332,7 @@ func (c *guardConn) skipKeepalive() error {
 		}
 		c.r.ReadByte()
 		n++
-		if n == 4 && c.r.Buffered() == 0 {
+		if n == 4 {
 			if _, err := c.Conn.Write([]byte("\r\n")); err != nil {
 				return err
 			}
