@@ -68,7 +68,7 @@ func TestHostileStream(t *testing.T) {
 		{"keepalive ping between messages", "\r\n\r\n" + options("3", "ok2"), nil, false},
 		{"body over the limit", crlf("MESSAGE sip:romeo@xmpp.test SIP/2.0\nVia: SIP/2.0/TCP 127.0.0.1:5999;branch=z9hG4bK4\nFrom: <sip:a@litware.test>;tag=1\nTo: <sip:romeo@xmpp.test>\nCall-ID: big\nCSeq: 1 MESSAGE\nContent-Length: 100000\n\n"),
 			[]string{"SIP/2.0 413 Request Entity Too Large"}, true},
-		{"header section over the limit", crlf("MESSAGE sip:romeo@xmpp.test SIP/2.0\nVia: SIP/2.0/TCP 127.0.0.1:5999;branch=z9hG4bK5\nX-Pad: "+strings.Repeat("x", 5000)+"\n\n"),
+		{"header section over the limit", crlf("MESSAGE sip:romeo@xmpp.test SIP/2.0\nVia: SIP/2.0/TCP 127.0.0.1:5999;branch=z9hG4bK5\nX-Pad: " + strings.Repeat("x", 5000) + "\n\n"),
 			[]string{"SIP/2.0 513 Message Too Large"}, true},
 		{"not SIP", "GET / HTTP/1.1\r\nHost: xgw\r\n\r\n", nil, true},
 		{"binary", "\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03\n", nil, true},
