@@ -82,7 +82,10 @@ var SIPToXMPPErrors = []StatusMapping{
 }
 
 // XMPPToSIPErrors is RFC 7247 §6.1 (XMPP stanza error conditions to SIP
-// response codes), for every condition of RFC 6120 §8.3.3.
+// response codes), for every condition of RFC 6120 §8.3.3. Where the RFC
+// offers a 6xx alternative (forbidden 403 or 603, item-not-found 404 or 604…)
+// the 4xx code is used: the gateway cannot know that a refusal holds for
+// every one of the user's devices.
 var XMPPToSIPErrors = []ConditionMapping{
 	{stanza.BadRequest, 400, "Bad Request"},
 	{stanza.Conflict, 400, "Bad Request"},
