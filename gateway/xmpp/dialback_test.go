@@ -221,3 +221,44 @@ func TestRelayRefused(t *testing.T) {
 	w.expect("relays nothing")
 	w.expectClosed()
 }
+
+// TestUnverifiedDialback: until the authoritative server has answered, the
+// pair is not authenticated: stanzas for it are refused (XEP-0220 §2.2.1).
+// The authoritative server of slow.test accepts TCP and never answers, so
+// the verification stays pending for the whole test.
+func TestUnverifiedDialback(t *testing.T) {
+	f, a, b := receivingFixture(t, config.Partner{Domain: "b.test"}, config.Partner{Domain: "slow.test"})
+	ln := mustListenSilent(t)
+	zone := "_xmpp-server._tcp.slow.test. 60 IN SRV 0 5 " + portOf(ln.Addr().String()) + " host.slow.test.\nhost.slow.test. 60 IN A 127.0.0.1\n"
+	if err := f.dns.Load("test.", zone); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name      string
+		authFirst bool // authenticate b.test first, then piggyback slow.test
+		want      string
+	}{
+		{"stanza before the only pair is verified", false, "<not-authorized "},
+		{"piggybacked pair still pending", true, "<invalid-from "},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := dialWire(t, a.addr)
+			w.send(hdr("slow.test", "a.test"))
+			id := attrOf(w.expect("</stream:features>"), "<stream:stream", "id")
+			if tt.authFirst {
+				w.send("<db:result from='b.test' to='a.test'>" + dialbackKey(hashSecret(b.secret), "a.test", "b.test", id) + "</db:result>")
+				w.expect("type='valid'/>")
+			}
+			w.send("<db:result from='slow.test' to='a.test'>0123456789</db:result>")
+			w.send("<message from='x@slow.test' to='alice@a.test'><body>too early</body></message>")
+			w.expect(tt.want)
+			w.expectClosed()
+			select {
+			case st := <-a.inbox:
+				t.Errorf("unverified stanza delivered: %s", st)
+			default:
+			}
+		})
+	}
+}

@@ -242,3 +242,33 @@ func TestLimits(t *testing.T) {
 	w.expect("too many streams from b.test (limit 2)")
 	w.expectClosed()
 }
+
+// TestTLSPolicy: auth "tls" needs a certificate valid for the partner's
+// domain, on our outbound stream and on the partner's inbound one.
+func TestTLSPolicy(t *testing.T) {
+	untrusted := certtest.NewCA(t, "unknown CA")
+	roots := certtest.NewCA(t, "roots")
+	tests := []struct {
+		name         string
+		aMode, bMode string
+		wantCond     string
+		wantText     string
+	}{
+		{"we require tls, peer's certificate untrusted", "tls", "dialback", CondRemoteServerNotFound, "requires a valid certificate for b.test"},
+		{"peer requires tls, our certificate untrusted", "dialback", "tls", CondRemoteServerTimeout, "not-authorized a.test needs a certificate valid for its domain"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFed(t)
+			a := f.add(peerOpts{domains: []string{"a.test"}, partners: []config.Partner{{Domain: "b.test", Auth: tt.aMode}}, tls: tlsFor(t, untrusted, "a.test", roots)})
+			f.add(peerOpts{domains: []string{"b.test"}, partners: []config.Partner{{Domain: "a.test", Auth: tt.bMode}}, tls: tlsFor(t, untrusted, "b.test", roots)})
+			if err := a.srv.Send(context.Background(), mustStanza(t, `<message from='alice@a.test' to='bob@b.test'/>`)); err != nil {
+				t.Fatal(err)
+			}
+			cond, text := stanzaErrorOf(mustNode(t, a.recv(t)))
+			if cond != tt.wantCond || !strings.Contains(text, tt.wantText) {
+				t.Errorf("bounce %s %q, want %s containing %q", cond, text, tt.wantCond, tt.wantText)
+			}
+		})
+	}
+}

@@ -196,3 +196,26 @@ func portOf(addr string) string {
 	_, p, _ := net.SplitHostPort(addr)
 	return p
 }
+
+// TestQueueBound: while a stream is being set up, at most QueueSize
+// stanzas wait; the next Send is refused, not buffered.
+func TestQueueBound(t *testing.T) {
+	f := newFed(t)
+	a := f.add(peerOpts{domains: []string{"a.test"}, open: true, mod: func(c *Config) { c.QueueSize = 2 }})
+	ln := mustListenSilent(t)
+	zone := "_xmpp-server._tcp.mute.test. 60 IN SRV 0 5 " + portOf(ln.Addr().String()) + " host.mute.test.\nhost.mute.test. 60 IN A 127.0.0.1\n"
+	if err := f.dns.Load("test.", zone); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		err := a.srv.Send(context.Background(), mustStanza(t, `<message from='alice@a.test' to='x@mute.test'/>`))
+		switch {
+		case i < 2 && err != nil:
+			t.Fatalf("stanza %d: %v", i, err)
+		case i == 2:
+			if e, ok := err.(*Error); !ok || e.Condition != CondResourceConstraint {
+				t.Errorf("third Send = %v, want resource-constraint", err)
+			}
+		}
+	}
+}
