@@ -366,6 +366,24 @@ func validCallID(s string) bool {
 	return true
 }
 
+// Headers returns the headers besides From, To, Call-ID, CSeq and
+// Content-Type that the request carries: Contact (the sender's GRUU),
+// Subject and Content-Language. For callers that build the request
+// themselves (gateway/sip's OutboundMessage.Headers).
+func (s *SIPMessage) Headers() []sip.Header {
+	var hs []sip.Header
+	if s.Contact != nil {
+		hs = append(hs, &sip.ContactHeader{Address: *s.Contact})
+	}
+	if s.Subject != "" {
+		hs = append(hs, sip.NewHeader("Subject", s.Subject))
+	}
+	if s.ContentLanguage != "" {
+		hs = append(hs, sip.NewHeader("Content-Language", s.ContentLanguage))
+	}
+	return hs
+}
+
 // Request builds the sipgo request. fromTag is the From tag (RFC 3261
 // §8.1.1.3), e.g. sip.GenerateTagN(16); sipgo's client adds Via, CSeq,
 // Max-Forwards and, when CallID is empty, Call-ID.
@@ -374,18 +392,12 @@ func (s *SIPMessage) Request(fromTag string) *sip.Request {
 	from := &sip.FromHeader{Address: s.From, Params: sip.HeaderParams{{K: "tag", V: fromTag}}}
 	req.AppendHeader(from)
 	req.AppendHeader(&sip.ToHeader{Address: s.To})
-	if s.Contact != nil {
-		req.AppendHeader(&sip.ContactHeader{Address: *s.Contact})
-	}
 	if s.CallID != "" {
 		cid := sip.CallIDHeader(s.CallID)
 		req.AppendHeader(&cid)
 	}
-	if s.Subject != "" {
-		req.AppendHeader(sip.NewHeader("Subject", s.Subject))
-	}
-	if s.ContentLanguage != "" {
-		req.AppendHeader(sip.NewHeader("Content-Language", s.ContentLanguage))
+	for _, h := range s.Headers() {
+		req.AppendHeader(h)
 	}
 	ct := sip.ContentTypeHeader(s.ContentType)
 	req.AppendHeader(&ct)
@@ -412,6 +424,15 @@ func (msg *Message) AppendXML(dst []byte) []byte {
 		dst = appendAttr(dst, "xml:lang", msg.Lang)
 	}
 	dst = append(dst, '>')
+	dst = msg.AppendInner(dst)
+	return append(dst, "</message>"...)
+}
+
+// AppendInner appends the stanza's payload without the <message/> element:
+// subject, body, thread and chat state, each self-contained (the chat state
+// declares its namespace; the others inherit jabber:server). This is the
+// Inner of gateway/xmpp's Stanza.
+func (msg *Message) AppendInner(dst []byte) []byte {
 	if msg.Subject != "" {
 		dst = append(dst, "<subject>"...)
 		dst = appendEscaped(dst, msg.Subject, false)
@@ -432,7 +453,7 @@ func (msg *Message) AppendXML(dst []byte) []byte {
 		dst = append(dst, msg.ChatState...)
 		dst = append(dst, ` xmlns="`+NSChatStates+`"/>`...)
 	}
-	return append(dst, "</message>"...)
+	return dst
 }
 
 func appendAttr(dst []byte, name, value string) []byte {

@@ -523,3 +523,23 @@ func TestMessageFromStanza(t *testing.T) {
 		})
 	}
 }
+
+// TestInnerOnly covers gateway/xmpp's Stanza, whose Inner holds the payload
+// without the stanza element: MessageFromStanza reads it to EOF, and
+// AppendInner produces it.
+func TestInnerOnly(t *testing.T) {
+	m := Message{Body: "a & b ☂\r\n", Thread: "t1", Subject: "s", ChatState: ChatActive}
+	inner := m.AppendInner(nil)
+	got, err := MessageFromStanza(stanza.Message{ID: "x"}, xml.NewDecoder(bytes.NewReader(inner)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Body != m.Body || got.Thread != m.Thread || got.Subject != m.Subject || got.ChatState != m.ChatState {
+		t.Errorf("inner round trip = %+v, want %+v", got, m)
+	}
+	p := Presence{Show: "dnd", Status: "busy <now>"}
+	gotP, err := PresenceFromStanza(stanza.Presence{}, xml.NewDecoder(bytes.NewReader(p.AppendInner(nil))))
+	if err != nil || gotP.Show != p.Show || gotP.Status != p.Status {
+		t.Errorf("presence inner round trip = %+v, %v", gotP, err)
+	}
+}

@@ -288,6 +288,13 @@ func (p *Presence) AppendXML(dst []byte) []byte {
 		return append(dst, "/>"...)
 	}
 	dst = append(dst, '>')
+	dst = p.AppendInner(dst)
+	return append(dst, "</presence>"...)
+}
+
+// AppendInner appends the presence payload (<show/>, <status/>) without the
+// <presence/> element: the Inner of gateway/xmpp's Stanza.
+func (p *Presence) AppendInner(dst []byte) []byte {
 	if p.Show != "" {
 		dst = append(dst, "<show>"...)
 		dst = append(dst, p.Show...)
@@ -298,7 +305,7 @@ func (p *Presence) AppendXML(dst []byte) []byte {
 		dst = appendEscaped(dst, p.Status, false)
 		dst = append(dst, "</status>"...)
 	}
-	return append(dst, "</presence>"...)
+	return dst
 }
 
 // PresenceFromStanza reads the payload of a presence whose start element
