@@ -219,17 +219,7 @@ func (oc *outConn) next() (*node, error) {
 		return nil, err
 	}
 	if el.Name == nameStreamErr {
-		se := &StreamError{Remote: true, Condition: SECUndefinedCondition}
-		for _, c := range el.Children {
-			if c.Name.Space == NSStreamErrors {
-				if c.Name.Local == "text" {
-					se.Text = c.Text
-				} else {
-					se.Condition = c.Name.Local
-				}
-			}
-		}
-		return nil, se
+		return nil, parseStreamError(el)
 	}
 	return el, nil
 }

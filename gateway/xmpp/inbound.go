@@ -60,6 +60,12 @@ func (in *inStream) localDomain() string {
 	return in.local
 }
 
+func (in *inStream) isAuthenticated() bool {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return len(in.authed) > 0
+}
+
 func (in *inStream) log(msg string, args ...any) {
 	in.mu.Lock()
 	base := []any{"dir", "in", "peer", in.peer, "local", in.local, "remote", in.remote}
@@ -97,7 +103,11 @@ func (s *Server) serveInbound(conn net.Conn) {
 	var se *StreamError
 	switch {
 	case errors.As(err, &se) && !se.Remote:
-		in.log("xmpp stream refused", "reason", se.Error())
+		msg := "xmpp stream refused"
+		if in.isAuthenticated() {
+			msg = "xmpp stream closed"
+		}
+		in.log(msg, "reason", se.Error())
 		in.st.fail(se, in.localDomain())
 	case err == nil || errors.Is(err, errStreamEnd):
 		in.st.close()
@@ -196,9 +206,12 @@ func (in *inStream) handle(el *node) (restart bool, err error) {
 		return false, in.dbResult(el)
 	case nameDBVerify:
 		return false, in.dbVerify(el)
+	case nameStreamErr:
+		return false, parseStreamError(el)
 	}
-	if el.Name.Space == NSServer {
-		return false, in.stanza(el)
+	switch el.Name.Local {
+	case "message", "presence", "iq":
+		return false, in.stanza(el) // checks the namespace too
 	}
 	return false, streamErr(SECUnsupportedStanzaType, "unexpected element %s", qname(el))
 }
@@ -282,7 +295,7 @@ func (in *inStream) saslExternal(el *node) (bool, error) {
 }
 
 func (in *inStream) authenticated(p pair, method string) {
-	in.st.conn.SetReadDeadline(time.Now().Add(in.srv.cfg.IdleTimeout))
+	in.st.setReadDeadline(time.Now().Add(in.srv.cfg.IdleTimeout))
 	in.log("xmpp stream authenticated", "pair", p.remote+"->"+p.local, "auth", method)
 }
 
@@ -447,10 +460,7 @@ func (in *inStream) stanza(el *node) error {
 	if err != nil {
 		return err
 	}
-	in.mu.Lock()
-	n := len(in.authed)
-	in.mu.Unlock()
-	if n == 0 {
+	if !in.isAuthenticated() {
 		return streamErr(SECNotAuthorized, "<%s/> before the stream was authenticated", st.Name)
 	}
 	if st.From.Domainpart() == "" || st.To.Domainpart() == "" {
@@ -466,7 +476,7 @@ func (in *inStream) stanza(el *node) error {
 	if !ok {
 		return streamErr(SECInvalidFrom, "<%s from='%s'>: %s is not authenticated on this stream for %s", st.Name, st.From, from, to)
 	}
-	in.st.conn.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout))
+	in.st.setReadDeadline(time.Now().Add(s.cfg.IdleTimeout))
 	s.deliver(in.ctx, st)
 	return nil
 }

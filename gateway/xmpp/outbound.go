@@ -185,6 +185,7 @@ func (o *outStream) connect() {
 			q := append([]*Stanza{st}, o.queue...)
 			o.queue = nil
 			o.oc = oc
+			o.state = outReady // so that lost takes it down
 			o.mu.Unlock()
 			o.lost(oc, fmt.Sprintf("write failed: %v", err))
 			for _, st := range q {
@@ -290,10 +291,6 @@ func (s *Server) dialAuth(ctx context.Context, local, remote string) (*outConn, 
 	method, err := oc.authenticate(mode)
 	if err != nil {
 		oc.st.close()
-		var se *StreamError
-		if errors.As(err, &se) || isTimeout(err) {
-			return nil, oc.classify(err)
-		}
 		var ae *Error
 		if errors.As(err, &ae) {
 			return nil, ae

@@ -65,10 +65,19 @@ func newStream(conn net.Conn, maxStanza int, writeTimeout time.Duration) *stream
 // reset starts a new XML document on conn (after STARTTLS or SASL, RFC 6120
 // §4.3.3): a fresh decoder and byte budget.
 func (s *stream) reset(conn net.Conn) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
 	s.conn = conn
 	s.lr = &limitReader{r: conn, limit: s.max}
 	s.dec = newDecoder(s.lr)
 	s.headerSent = false
+}
+
+// setReadDeadline may be called from any goroutine.
+func (s *stream) setReadDeadline(t time.Time) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	s.conn.SetReadDeadline(t)
 }
 
 // header is the peer's stream header.

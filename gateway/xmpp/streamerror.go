@@ -73,3 +73,19 @@ func (e *StreamError) bytes() []byte {
 	b.WriteString(`</stream:error>`)
 	return b.Bytes()
 }
+
+// parseStreamError reads a <stream:error/> the peer sent.
+func parseStreamError(el *node) *StreamError {
+	se := &StreamError{Remote: true, Condition: SECUndefinedCondition}
+	for _, c := range el.Children {
+		if c.Name.Space != NSStreamErrors {
+			continue
+		}
+		if c.Name.Local == "text" {
+			se.Text = c.Text
+		} else {
+			se.Condition = c.Name.Local
+		}
+	}
+	return se
+}

@@ -157,6 +157,7 @@ func TestStanzaAddressing(t *testing.T) {
 		{"no to", "<message from='bob@b.test'/>", "<improper-addressing "},
 		{"invalid JID", "<message from='bob@b.test' to='a@@a.test'/>", "<improper-addressing "},
 		{"not a stanza", "<foo/>", "<unsupported-stanza-type "},
+		{"client namespace", "<message xmlns='jabber:client' from='bob@b.test' to='alice@a.test'/>", "<invalid-namespace "},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
