@@ -2,10 +2,14 @@ package translate
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
+	"mime"
+	"mime/multipart"
+	"mime/quotedprintable"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -166,10 +170,71 @@ func (msg *Message) setContent(contentType string, body []byte, depth int) error
 			msg.Subject = cpim.subject
 		}
 		return msg.setContent(cpim.contentType, cpim.body, depth+1)
+	case "multipart/alternative":
+		if depth > 0 {
+			return &BodyError{Found: "nested multipart body", Expected: "one level of multipart/alternative", Fix: "send plain text", Err: ErrUnsupportedMedia}
+		}
+		ct, part, err := plainAlternative(contentType, body)
+		if err != nil {
+			return err
+		}
+		return msg.setContent(ct, part, depth+1)
 	default:
-		return &BodyError{Found: "Content-Type " + contentType, Expected: "text/plain, message/cpim or " + ContentTypeIsComposing, Fix: "send plain text (RFC 7572 §5)", Err: ErrUnsupportedMedia}
+		return &BodyError{Found: "Content-Type " + contentType, Expected: "text/plain, message/cpim, multipart/alternative with a text/plain part, or " + ContentTypeIsComposing, Fix: "send plain text (RFC 7572 §5)", Err: ErrUnsupportedMedia}
 	}
 	return nil
+}
+
+// maxParts bounds the parts read from a multipart body.
+const maxParts = 8
+
+// plainAlternative picks the text/plain part of a multipart/alternative body
+// (RFC 2046 §5.1.4: the parts are the same content; Lync and Skype for
+// Business send text/plain next to text/html). The other alternatives carry
+// the same text, so dropping them loses formatting only.
+func plainAlternative(contentType string, body []byte) (string, []byte, error) {
+	_, params, err := mime.ParseMediaType(contentType)
+	if err != nil || params["boundary"] == "" {
+		return "", nil, &BodyError{Found: "multipart/alternative without a usable boundary (" + contentType + ")", Expected: "a boundary parameter (RFC 2046 §5.1.1)", Fix: "fix the sender", Err: ErrBadBody}
+	}
+	r := multipart.NewReader(bytes.NewReader(body), params["boundary"])
+	var seen []string
+	for i := 0; i < maxParts; i++ {
+		part, err := r.NextRawPart()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return "", nil, &BodyError{Found: "a malformed multipart body (" + err.Error() + ")", Expected: "RFC 2046 §5.1 multipart", Fix: "fix the sender", Err: ErrBadBody}
+		}
+		ct := part.Header.Get("Content-Type")
+		seen = append(seen, ct)
+		if typ, _ := mediaType(ct); typ != "text/plain" && typ != "" {
+			continue
+		}
+		data, err := io.ReadAll(io.LimitReader(part, MaxBody+1))
+		if err != nil {
+			return "", nil, &BodyError{Found: "a truncated multipart body (" + err.Error() + ")", Expected: "RFC 2046 §5.1 multipart", Fix: "fix the sender", Err: ErrBadBody}
+		}
+		switch cte := strings.ToLower(part.Header.Get("Content-Transfer-Encoding")); cte {
+		case "", "7bit", "8bit", "binary":
+		case "base64":
+			if data, err = base64.StdEncoding.AppendDecode(nil, bytes.Join(bytes.Fields(data), nil)); err != nil {
+				return "", nil, &BodyError{Found: "a text/plain part with broken base64 (" + err.Error() + ")", Expected: "valid base64", Fix: "fix the sender", Err: ErrBadBody}
+			}
+		case "quoted-printable":
+			if data, err = io.ReadAll(quotedprintable.NewReader(bytes.NewReader(data))); err != nil {
+				return "", nil, &BodyError{Found: "a text/plain part with broken quoted-printable (" + err.Error() + ")", Expected: "valid quoted-printable", Fix: "fix the sender", Err: ErrBadBody}
+			}
+		default:
+			return "", nil, &BodyError{Found: "Content-Transfer-Encoding " + cte, Expected: "7bit, 8bit, binary, base64 or quoted-printable", Fix: "send binary text", Err: ErrUnsupportedMedia}
+		}
+		if ct == "" {
+			ct = "text/plain"
+		}
+		return ct, data, nil
+	}
+	return "", nil, &BodyError{Found: fmt.Sprintf("multipart/alternative with parts %q and no text/plain", seen), Expected: "a text/plain alternative", Fix: "enable plain text in the client, or send text/plain", Err: ErrUnsupportedMedia}
 }
 
 // stanzaID derives a stable stanza id from a SIP transaction identity:

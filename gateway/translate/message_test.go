@@ -261,6 +261,10 @@ func TestMessageFromSIPErrors(t *testing.T) {
 		{name: "iscomposing with DOCTYPE", ctype: ContentTypeIsComposing, body: []byte(`<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa">]><isComposing xmlns="urn:ietf:params:xml:ns:im-iscomposing"><state>&a;</state></isComposing>`), err: ErrBadBody, want: "DOCTYPE"},
 		{name: "iscomposing bad state", ctype: ContentTypeIsComposing, body: []byte(`<isComposing xmlns="urn:ietf:params:xml:ns:im-iscomposing"><state>typing</state></isComposing>`), err: ErrBadBody, want: `"typing"`},
 		{name: "subject not UTF-8", ctype: "text/plain", body: []byte("hi"), subject: "caf\xe9", err: ErrBadBody, want: "Subject header"},
+		{name: "multipart without text/plain", ctype: "multipart/alternative; boundary=b", body: []byte("--b\r\nContent-Type: text/html\r\n\r\n<p>x</p>\r\n--b--\r\n"), err: ErrUnsupportedMedia, want: "no text/plain"},
+		{name: "multipart without boundary", ctype: "multipart/alternative", body: []byte("x"), err: ErrBadBody, want: "boundary"},
+		{name: "multipart with latin1 text part", ctype: "multipart/alternative; boundary=b", body: []byte("--b\r\nContent-Type: text/plain\r\n\r\ncaf\xe9\r\n--b--\r\n"), err: ErrBadBody, want: "declares no charset"},
+		{name: "multipart broken base64", ctype: "multipart/alternative; boundary=b", body: []byte("--b\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n\r\n!!!\r\n--b--\r\n"), err: ErrBadBody, want: "base64"},
 		{name: "unknown target domain", ctype: "text/plain", body: []byte("hi"), ruri: "sip:eve@evil.example", err: ErrUnknownDomain, want: "evil.example"},
 	}
 	for _, tt := range tests {
