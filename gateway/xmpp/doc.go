@@ -11,14 +11,18 @@
 // # API
 //
 //	srv, err := xmpp.New(xmpp.Config{Domains: ..., TLS: ..., Resolver: ..., Handler: h})
-//	go srv.Serve(ctx, ln)          // inbound streams on a listener you bound
+//	go srv.Serve(ctx, ln)          // inbound streams on a listener you bound (5269)
+//	go srv.ServeDirectTLS(ctx, ln) // XEP-0368 direct TLS (5270), optional
 //	err = srv.Send(ctx, st)        // outbound, through the stream pool
 //	srv.RotateSecret(newSecret)    // previous secret stays valid for in-flight keys
-//	srv.Shutdown(ctx)              // close every stream with </stream:stream>
+//	srv.Shutdown(ctx)              // close every stream (system-shutdown)
+//	srv.Streams()                  // live streams: direction, pairs, auth, TLS
 //
-// Inbound message and presence stanzas addressed to user@<one of Domains>
-// reach [Handler.HandleInbound]; returning an [*Error] bounces the stanza to
-// its sender with that condition. Every reply (IQ results, pongs, bounces)
+// Inbound message and presence stanzas addressed to user@<one of Domains>,
+// and iq results/errors for such users, reach [Handler.HandleInbound];
+// returning an [*Error] bounces the stanza to its sender with that
+// condition. Stanzas the pool could not deliver come back to the Handler
+// as type='error' bounces addressed to their sender. Every reply (IQ results, pongs, bounces)
 // leaves through an outbound stream, because s2s streams are unidirectional
 // (RFC 6120 §4.1; XEP-0288 bidi is not used).
 //
@@ -74,7 +78,9 @@
 // connects; on failure each is bounced to its sender with
 // remote-server-not-found or remote-server-timeout. Idle streams close after
 // Config.IdleTimeout. Config.MaxStreams and Config.MaxStreamsPerPeer bound
-// inbound and outbound streams together.
+// inbound and outbound streams together. An idle authenticated stream
+// costs about 22 KB (dialback) or 49 KB (TLS) of heap and stack
+// (BenchmarkIdleInboundStream).
 //
 // # Logs
 //

@@ -35,8 +35,10 @@ const (
 	maxPendingDialback = 8
 )
 
-// Handler receives inbound message and presence stanzas addressed to a
-// user at one of our domains (the SIP side implements it).
+// Handler receives inbound message and presence stanzas (and iq results
+// and errors) addressed to a user at one of our domains; the SIP side
+// implements it. Calls come from the stream's reader, one at a time per
+// stream, so a slow Handler slows only that peer.
 type Handler interface {
 	// HandleInbound gets a stanza whose sender was authenticated and whose
 	// recipient is user@<one of Config.Domains>. Returning an *Error
