@@ -342,14 +342,13 @@ func (m *Mapper) MessageToSIP(msg *Message) (SIPMessage, error) {
 	if out.RequestURI, err = m.URIFromJID(msg.To, SideSIP); err != nil {
 		return SIPMessage{}, err
 	}
+	// URIFromJID sets URI parameters only for a resource (the GRUU).
 	out.To = out.RequestURI
-	if msg.To.Resourcepart() != "" {
-		out.To.UriParams = nil
-	}
+	out.To.UriParams = nil
 	if out.From, err = m.URIFromJID(msg.From, SideXMPP); err != nil {
 		return SIPMessage{}, err
 	}
-	if msg.From.Resourcepart() != "" {
+	if out.From.UriParams != nil {
 		contact := out.From
 		out.Contact = &contact
 		out.From.UriParams = nil
