@@ -53,13 +53,7 @@ func DNS53(t testing.TB, zones ...Zone) *dnstest.Server {
 	if len(zones) > 0 {
 		first, rest = zones[0], zones[1:]
 	}
-	// The lock is ours, so whatever holds the port is a leak: name it.
-	pc, err := net.ListenPacket("udp", DNSAddr)
-	if err != nil {
-		out, _ := exec.Command("ss", "-Hanup", "sport = :53").CombinedOutput()
-		t.Fatalf("lab.DNS53: %v; sockets on port 53 in namespace %s:\n%s", err, testenv.Netns(t), out)
-	}
-	pc.Close()
+	labWaitPort53(t)
 	s := dnstest.Start(t, DNSAddr, first.Origin, first.Text)
 	for _, z := range rest {
 		if err := s.Load(z.Origin, z.Text); err != nil {
@@ -67,6 +61,39 @@ func DNS53(t testing.TB, zones ...Zone) *dnstest.Server {
 		}
 	}
 	return s
+}
+
+// labPortWait bounds the wait for port 53 once the lock is ours.
+const labPortWait = 5 * time.Second
+
+// labWaitPort53 waits until 127.0.0.53:53 can be bound. The lock is ours, so
+// a holder is a socket the previous lab test closed that lives on briefly: a
+// child process forked at that moment shares it until its exec.
+func labWaitPort53(t testing.TB) {
+	t.Helper()
+	deadline := time.Now().Add(labPortWait)
+	for busy := false; ; busy = true {
+		pc, err := net.ListenPacket("udp", DNSAddr)
+		if err == nil {
+			pc.Close()
+			return
+		}
+		if busy && time.Now().After(deadline) {
+			t.Fatalf("lab.DNS53: %v for %v; sockets on port 53 in namespace %s:\n%s", err, labPortWait, testenv.Netns(t), labPort53Holders())
+		}
+		if !busy {
+			t.Logf("lab.DNS53: %v; waiting. Sockets on port 53: %s", err, labPort53Holders())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func labPort53Holders() string {
+	out, err := exec.Command("ss", "-Hanup", "sport = :53").CombinedOutput()
+	if err != nil {
+		return fmt.Sprintf("(ss: %v)", err)
+	}
+	return string(out)
 }
 
 // labLockWait bounds how long a test waits for another package's lab test.
