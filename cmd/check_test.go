@@ -50,7 +50,7 @@ func TestCheckFlags(t *testing.T) {
 	}
 }
 
-func run(t *testing.T, env map[string]string, args ...string) (code int, stdout, stderr string) {
+func run(t testing.TB, env map[string]string, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	s, out, errOut := TestStreams()
 	s.Getenv = func(k string) string { return env[k] }
