@@ -96,6 +96,11 @@ func FromConfig(c *config.Config, h Handler, st Store, log *slog.Logger) (Config
 		Store:   st,
 		Logger:  log,
 	}
+	// The Edge reaches us by our internal name (the OCS gateway's SipIP
+	// side); Contact carries it with the listening port.
+	if _, port, err := net.SplitHostPort(c.SIP.Listen); err == nil && c.XMPP.InternalFQDN != "" {
+		cfg.Contact = net.JoinHostPort(c.XMPP.InternalFQDN, port)
+	}
 	if c.TLS.Cert != "" || c.TLS.Key != "" {
 		pair, err := tls.LoadX509KeyPair(c.Path(c.TLS.Cert), c.Path(c.TLS.Key))
 		if err != nil {

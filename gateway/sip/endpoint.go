@@ -139,16 +139,42 @@ func (e *Endpoint) Listen() error {
 	}
 	contact := e.cfg.Contact
 	if contact == "" {
+		if ip := addrIP(addr); ip == nil || ip.IsUnspecified() {
+			e.closeListenerLocked()
+			return fmt.Errorf("sip: listening on %s needs Config.Contact, the HOST:PORT the Edge reaches us at (xmpp.internal_fqdn)", addr)
+		}
 		contact = addr.String()
 	}
 	host, port, err := net.SplitHostPort(contact)
 	if err != nil {
+		e.closeListenerLocked()
 		return fmt.Errorf("sip: contact %q: %w (expected HOST:PORT)", contact, err)
 	}
 	p, _ := strconv.Atoi(port)
 	e.contact = sip.Uri{Scheme: "sip", User: "xgw", Host: host, Port: p, UriParams: sip.NewParams()}
 	e.contact.UriParams.Add("transport", e.cfg.ListenTransport)
 	e.log.Info("sip: listening", "transport", e.cfg.ListenTransport, "addr", addr.String(), "edge", e.edgeAddr)
+	return nil
+}
+
+func (e *Endpoint) closeListenerLocked() {
+	if e.ln != nil {
+		e.ln.Close()
+		e.ln = nil
+	}
+	if e.pc != nil {
+		e.pc.Close()
+		e.pc = nil
+	}
+}
+
+func addrIP(a net.Addr) net.IP {
+	switch a := a.(type) {
+	case *net.TCPAddr:
+		return a.IP
+	case *net.UDPAddr:
+		return a.IP
+	}
 	return nil
 }
 

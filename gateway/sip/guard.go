@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -25,10 +26,14 @@ import (
 type limits struct {
 	maxMsg, maxBody  int
 	handshakeTimeout time.Duration
+	// messageTimeout bounds the time from a message's first byte to its
+	// last, so a peer cannot hold a reader with a trickle (idle time
+	// between messages is not limited: the Edge keeps its connection).
+	messageTimeout time.Duration
 }
 
 func (e *Endpoint) limits() limits {
-	return limits{maxMsg: e.cfg.MaxMessageSize, maxBody: e.cfg.MaxBodySize, handshakeTimeout: 10 * time.Second}
+	return limits{maxMsg: e.cfg.MaxMessageSize, maxBody: e.cfg.MaxBodySize, handshakeTimeout: 10 * time.Second, messageTimeout: 30 * time.Second}
 }
 
 // errNotSIP: the bytes are not SIP at all; on a stream the connection ends.
@@ -42,66 +47,124 @@ type framed struct {
 	why   string // for the log when refusing
 }
 
+// Header bits frame tracks, to check mandatory headers without a map.
+const (
+	hVia = 1 << iota
+	hFrom
+	hTo
+	hCallID
+	hCSeq
+	hContentLength
+	hOther
+	hMandatory = hVia | hFrom | hTo | hCallID | hCSeq
+)
+
+var mandatoryNames = []struct {
+	bit  int
+	name string
+}{{hVia, "via"}, {hFrom, "from"}, {hTo, "to"}, {hCallID, "call-id"}, {hCSeq, "cseq"}}
+
+// headerBit classifies a header name, long or compact form (RFC 3261 §7.3.3).
+func headerBit(name []byte) int {
+	switch len(name) {
+	case 1:
+		switch name[0] | 0x20 {
+		case 'v':
+			return hVia
+		case 'f':
+			return hFrom
+		case 't':
+			return hTo
+		case 'i':
+			return hCallID
+		case 'l':
+			return hContentLength
+		}
+	case 2:
+		if bytes.EqualFold(name, []byte("to")) {
+			return hTo
+		}
+	case 3:
+		if bytes.EqualFold(name, []byte("via")) {
+			return hVia
+		}
+	case 4:
+		switch {
+		case bytes.EqualFold(name, []byte("from")):
+			return hFrom
+		case bytes.EqualFold(name, []byte("cseq")):
+			return hCSeq
+		}
+	case 7:
+		if bytes.EqualFold(name, []byte("call-id")) {
+			return hCallID
+		}
+	case 14:
+		if bytes.EqualFold(name, []byte("content-length")) {
+			return hContentLength
+		}
+	}
+	return hOther
+}
+
 // frame reads one message from r. stream says whether Content-Length
-// delimits the body (TCP/TLS) or the datagram does (UDP).
-func frame(r *bufio.Reader, lim limits, stream bool) framed {
-	var head bytes.Buffer
-	line, err := readLine(r, lim.maxMsg)
+// delimits the body (TCP/TLS) or the datagram does (UDP). The message is
+// built in buf's storage, which the caller reuses once it is consumed.
+func frame(r *bufio.Reader, lim limits, stream bool, buf []byte) framed {
+	head, err := readLine(r, buf[:0], lim.maxMsg)
 	if err != nil {
 		return framed{fatal: err}
 	}
-	start := strings.TrimRight(string(line), "\r\n")
+	start := string(bytes.TrimRight(head, "\r\n"))
 	isReq, method, bad := classifyStart(start)
 	if bad != "" {
 		return framed{fatal: fmt.Errorf("%w: start line %q", errNotSIP, clip(start)), why: bad}
 	}
-	head.Write(line)
 	var (
 		clen      = -1
 		clenBad   bool
-		seen      = map[string]bool{}
+		seen      int
+		malformed bool
 		cseqOK    = true
-		copyLines [][]byte // Via, From, To, Call-ID, CSeq for an error reply
-		missingCL bool
+		copyLines [][2]int // spans of head to copy into an error reply
 	)
+	reply := func(status int, reason string) []byte { return errorReply(isReq, status, reason, head, copyLines) }
 	for {
-		line, err := readLine(r, lim.maxMsg-head.Len())
+		from := len(head)
+		head, err = readLine(r, head, lim.maxMsg)
 		if errors.Is(err, errLineTooLong) {
-			return framed{reply: errorReply(isReq, 513, "Message Too Large", copyLines), fatal: err, why: "header section over the size limit"}
+			return framed{reply: reply(513, "Message Too Large"), fatal: err, why: "header section over the size limit"}
 		}
 		if err != nil {
 			return framed{fatal: err}
 		}
-		head.Write(line)
-		text := strings.TrimRight(string(line), "\r\n")
-		if text == "" {
+		text := bytes.TrimRight(head[from:], "\r\n")
+		if len(text) == 0 {
 			break
 		}
 		if text[0] == ' ' || text[0] == '\t' {
 			continue // folded continuation of the previous header
 		}
-		name, value, ok := strings.Cut(text, ":")
-		if !ok {
-			if !stream {
-				return framed{reply: errorReply(isReq, 400, "Malformed Header Line", copyLines), why: "header line without a colon"}
-			}
-			seen["!malformed"] = true
+		colon := bytes.IndexByte(text, ':')
+		if colon < 0 {
+			malformed = true
 			continue
 		}
-		name = canonicalHeader(strings.TrimSpace(name))
-		value = strings.TrimSpace(value)
-		seen[name] = true
-		switch name {
-		case "via", "from", "to", "call-id":
-			copyLines = append(copyLines, []byte(text))
-		case "cseq":
-			copyLines = append(copyLines, []byte(text))
-			num, m, _ := strings.Cut(value, " ")
-			if n, err := strconv.ParseUint(num, 10, 32); err != nil || n >= 1<<31 || (isReq && strings.TrimSpace(m) != method) {
+		bit := headerBit(bytes.TrimSpace(text[:colon]))
+		value := bytes.TrimSpace(text[colon+1:])
+		seen |= bit
+		switch bit {
+		case hVia, hFrom, hTo, hCallID:
+			copyLines = append(copyLines, [2]int{from, from + len(text)})
+		case hCSeq:
+			copyLines = append(copyLines, [2]int{from, from + len(text)})
+			num, m, _ := bytes.Cut(value, []byte(" "))
+			n, err := strconv.ParseUint(string(num), 10, 32)
+			if err != nil || n >= 1<<31 || (isReq && string(bytes.TrimSpace(m)) != method) {
 				cseqOK = false
 			}
-		case "content-length":
-			n, err := strconv.Atoi(value)
+		case hContentLength:
+			n, err := strconv.Atoi(string(value))
 			if err != nil || n < 0 {
 				clenBad = true
 			} else {
@@ -110,8 +173,9 @@ func frame(r *bufio.Reader, lim limits, stream bool) framed {
 		}
 	}
 	if clenBad {
-		return framed{reply: errorReply(isReq, 400, "Bad Content-Length", copyLines), fatal: errors.New("unparsable Content-Length"), why: "Content-Length is not a number"}
+		return framed{reply: reply(400, "Bad Content-Length"), fatal: errors.New("unparsable Content-Length"), why: "Content-Length is not a number"}
 	}
+	missingCL := false
 	if clen < 0 {
 		missingCL = stream
 		clen = 0
@@ -120,60 +184,62 @@ func frame(r *bufio.Reader, lim limits, stream bool) framed {
 		}
 	}
 	if clen > lim.maxBody {
-		return framed{reply: errorReply(isReq, 413, "Request Entity Too Large", copyLines), fatal: fmt.Errorf("body of %d bytes over the limit of %d", clen, lim.maxBody), why: "body over the size limit"}
+		return framed{reply: reply(413, "Request Entity Too Large"), fatal: fmt.Errorf("body of %d bytes over the limit of %d", clen, lim.maxBody), why: "body over the size limit"}
 	}
-	if head.Len()+clen > lim.maxMsg {
-		return framed{reply: errorReply(isReq, 513, "Message Too Large", copyLines), fatal: fmt.Errorf("message of %d bytes over the limit of %d", head.Len()+clen, lim.maxMsg), why: "message over the size limit"}
+	if len(head)+clen > lim.maxMsg {
+		return framed{reply: reply(513, "Message Too Large"), fatal: fmt.Errorf("message of %d bytes over the limit of %d", len(head)+clen, lim.maxMsg), why: "message over the size limit"}
 	}
 	if !stream && clen > r.Buffered() {
-		return framed{reply: errorReply(isReq, 400, "Content-Length Beyond Datagram", copyLines), why: "Content-Length larger than the datagram"}
+		return framed{reply: reply(400, "Content-Length Beyond Datagram"), why: "Content-Length larger than the datagram"}
 	}
-	msg := make([]byte, head.Len()+clen)
-	copy(msg, head.Bytes())
-	if _, err := io.ReadFull(r, msg[head.Len():]); err != nil {
-		return framed{fatal: err}
-	}
+	var msg []byte
 	if missingCL {
 		// RFC 3261 §18.3 makes Content-Length mandatory on streams; sipgo
 		// needs it to find the end, so add the zero we assumed.
-		msg = append(msg[:head.Len()-2], "Content-Length: 0\r\n\r\n"...)
-	}
-	var missing []string
-	for _, h := range []string{"via", "from", "to", "call-id", "cseq"} {
-		if !seen[h] {
-			missing = append(missing, h)
+		msg = append(head[:len(head)-2], "Content-Length: 0\r\n\r\n"...)
+	} else {
+		msg = slices.Grow(head, clen)[:len(head)+clen]
+		if _, err := io.ReadFull(r, msg[len(head):]); err != nil {
+			return framed{fatal: err}
 		}
 	}
 	switch {
-	case seen["!malformed"]:
-		return framed{reply: errorReply(isReq, 400, "Malformed Header Line", copyLines), why: "header line without a colon"}
-	case len(missing) > 0:
-		return framed{reply: errorReply(isReq, 400, "Missing "+strings.Join(missing, ", "), copyLines), why: "missing mandatory headers " + strings.Join(missing, ", ")}
+	case malformed:
+		return framed{reply: reply(400, "Malformed Header Line"), why: "header line without a colon"}
+	case seen&hMandatory != hMandatory:
+		var missing []string
+		for _, m := range mandatoryNames {
+			if seen&m.bit == 0 {
+				missing = append(missing, m.name)
+			}
+		}
+		return framed{reply: reply(400, "Missing "+strings.Join(missing, ", ")), why: "missing mandatory headers " + strings.Join(missing, ", ")}
 	case !cseqOK:
-		return framed{reply: errorReply(isReq, 400, "Bad CSeq", copyLines), why: "CSeq is not 'number METHOD' matching the request"}
+		return framed{reply: reply(400, "Bad CSeq"), why: "CSeq is not 'number METHOD' matching the request"}
 	}
 	return framed{msg: msg}
 }
 
 var errLineTooLong = errors.New("header section over the size limit")
 
-// readLine reads up to and including '\n', at most max bytes.
-func readLine(r *bufio.Reader, max int) ([]byte, error) {
-	var out []byte
+// readLine appends one line, '\n' included, to buf, which may not grow
+// past max bytes.
+func readLine(r *bufio.Reader, buf []byte, max int) ([]byte, error) {
+	start := len(buf)
 	for {
 		part, err := r.ReadSlice('\n')
-		if len(out)+len(part) > max {
-			return nil, errLineTooLong
+		if len(buf)+len(part) > max {
+			return buf, errLineTooLong
 		}
-		out = append(out, part...)
+		buf = append(buf, part...)
 		if err == nil {
-			return out, nil
+			return buf, nil
 		}
 		if !errors.Is(err, bufio.ErrBufferFull) {
-			if len(out) > 0 && errors.Is(err, io.EOF) {
-				return nil, io.ErrUnexpectedEOF
+			if len(buf) > start && errors.Is(err, io.EOF) {
+				return buf, io.ErrUnexpectedEOF
 			}
-			return nil, err
+			return buf, err
 		}
 	}
 }
@@ -212,34 +278,16 @@ func isToken(s string) bool {
 	return true
 }
 
-// canonicalHeader lower-cases a header name and expands compact forms.
-func canonicalHeader(n string) string {
-	n = strings.ToLower(n)
-	switch n {
-	case "v":
-		return "via"
-	case "f":
-		return "from"
-	case "t":
-		return "to"
-	case "i":
-		return "call-id"
-	case "l":
-		return "content-length"
-	}
-	return n
-}
-
 // errorReply builds a stateless response to a refused request (RFC 3261
 // §8.2.6) from the raw header lines we could read; nil for responses.
-func errorReply(isReq bool, status int, reason string, lines [][]byte) []byte {
+func errorReply(isReq bool, status int, reason string, head []byte, lines [][2]int) []byte {
 	if !isReq {
 		return nil
 	}
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "SIP/2.0 %d %s\r\n", status, reason)
 	for _, l := range lines {
-		b.Write(l)
+		b.Write(head[l[0]:l[1]])
 		b.WriteString("\r\n")
 	}
 	b.WriteString("Content-Length: 0\r\n\r\n")
@@ -279,6 +327,7 @@ type guardConn struct {
 	lim        limits
 	log        *slog.Logger
 	pending    []byte
+	buf        []byte // storage of pending, reused for the next message
 	handshaken bool
 }
 
@@ -299,7 +348,14 @@ func (c *guardConn) Read(p []byte) (int, error) {
 		if err := c.skipKeepalive(); err != nil {
 			return 0, err
 		}
-		f := frame(c.r, c.lim, true)
+		if c.lim.messageTimeout > 0 {
+			c.Conn.SetReadDeadline(time.Now().Add(c.lim.messageTimeout))
+		}
+		f := frame(c.r, c.lim, true, c.buf)
+		c.Conn.SetReadDeadline(time.Time{})
+		if f.msg != nil {
+			c.buf = f.msg
+		}
 		if f.reply != nil {
 			if _, err := c.Conn.Write(f.reply); err != nil {
 				return 0, err
@@ -345,13 +401,14 @@ func (c *guardConn) skipKeepalive() error {
 // guardPacketConn checks each datagram the same way.
 type guardPacketConn struct {
 	net.PacketConn
-	lim limits
-	log *slog.Logger
-	buf []byte
+	lim     limits
+	log     *slog.Logger
+	buf     []byte // one datagram
+	scratch []byte // the checked message, copied out before the next read
 }
 
 func newGuardPacketConn(pc net.PacketConn, lim limits, log *slog.Logger) *guardPacketConn {
-	return &guardPacketConn{PacketConn: pc, lim: lim, log: log, buf: make([]byte, lim.maxMsg+1)}
+	return &guardPacketConn{PacketConn: pc, lim: lim, log: log, buf: make([]byte, lim.maxMsg+1), scratch: make([]byte, 0, 2048)}
 }
 
 // ReadFrom is called by one sipgo reader goroutine only.
@@ -367,12 +424,12 @@ func (g *guardPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
 		}
 		var f framed
 		if n > g.lim.maxMsg {
-			f = frame(bufio.NewReaderSize(bytes.NewReader(data[:g.lim.maxMsg]), g.lim.maxMsg), g.lim, false)
+			f = frame(bufio.NewReaderSize(bytes.NewReader(data[:g.lim.maxMsg]), g.lim.maxMsg), g.lim, false, g.scratch)
 			if f.reply == nil && f.fatal == nil {
 				f = framed{why: "datagram over the size limit"}
 			}
 		} else {
-			f = frame(bufio.NewReaderSize(bytes.NewReader(data), max(n, 16)), g.lim, false)
+			f = frame(bufio.NewReaderSize(bytes.NewReader(data), max(n, 16)), g.lim, false, g.scratch)
 		}
 		if f.reply != nil {
 			g.PacketConn.WriteTo(f.reply, addr)
@@ -383,6 +440,7 @@ func (g *guardPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
 		if f.msg == nil {
 			continue
 		}
+		g.scratch = f.msg[:0]
 		if len(f.msg) > len(p) {
 			g.log.Warn("sip: datagram larger than the read buffer", "remote", addr.String(), "size", len(f.msg))
 			continue

@@ -62,7 +62,7 @@ func TestFrame(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := frame(bufio.NewReaderSize(strings.NewReader(tt.in), 64), lim, tt.stream)
+			f := frame(bufio.NewReaderSize(strings.NewReader(tt.in), 64), lim, tt.stream, nil)
 			if tt.pass {
 				want := tt.in
 				if tt.addedCLen {
@@ -103,9 +103,27 @@ func FuzzFrame(f *testing.F) {
 	f.Add("SIP/2.0 200 OK\r\nl: 3\r\n\r\nabc", false)
 	lim := limits{maxMsg: 2048, maxBody: 512}
 	f.Fuzz(func(t *testing.T, in string, stream bool) {
-		fr := frame(bufio.NewReaderSize(strings.NewReader(in), 64), lim, stream)
+		fr := frame(bufio.NewReaderSize(strings.NewReader(in), 64), lim, stream, nil)
 		if len(fr.msg) > lim.maxMsg+len("Content-Length: 0\r\n") {
 			t.Fatalf("passed %d bytes, over the limit", len(fr.msg))
 		}
 	})
+}
+
+func BenchmarkFrame(b *testing.B) {
+	in := wire("MESSAGE sip:romeo@xmpp.test SIP/2.0\n" + okHeaders + "Content-Type: text/plain\nContent-Length: 5\n\nhello")
+	lim := limits{maxMsg: 65535, maxBody: 32768}
+	r := strings.NewReader(in)
+	br := bufio.NewReaderSize(r, 4096)
+	var buf []byte
+	b.ReportAllocs()
+	for b.Loop() {
+		r.Reset(in)
+		br.Reset(r)
+		f := frame(br, lim, true, buf)
+		if f.msg == nil {
+			b.Fatal(f.why)
+		}
+		buf = f.msg
+	}
 }

@@ -31,7 +31,7 @@ type pki struct {
 	edge, gw, rogue, foreign *certtest.Pair
 }
 
-func newPKI(t *testing.T) *pki {
+func newPKI(t testing.TB) *pki {
 	t.Helper()
 	ca, other := certtest.NewCA(t, "Litware Test CA"), certtest.NewCA(t, "Other CA")
 	lo := []net.IP{net.IPv4(127, 0, 0, 1)}
@@ -77,7 +77,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // edge is a sipgo user agent playing the Edge: it listens for the
 // gateway's requests and sends its own to the gateway.
 type edge struct {
-	t      *testing.T
+	t      testing.TB
 	ua     *sipgo.UserAgent
 	srv    *sipgo.Server
 	client *sipgo.Client
@@ -89,7 +89,7 @@ type edge struct {
 // startEdge listens on 127.0.0.1:0 with transport "tls" or "tcp"; the
 // caller registers handlers on srv before requests arrive. clientCert is
 // what the edge presents when it dials the gateway (nil: none).
-func startEdge(t *testing.T, p *pki, transport string, serverCert, clientCert *certtest.Pair) *edge {
+func startEdge(t testing.TB, p *pki, transport string, serverCert, clientCert *certtest.Pair) *edge {
 	t.Helper()
 	var opts []sipgo.UserAgentOption
 	if transport == "tls" {
@@ -242,7 +242,7 @@ func next(t *testing.T, ch chan call, what string) call {
 
 // gateway starts an Endpoint toward ed and wires ed to it. The returned
 // stop closes it and waits for Serve to return.
-func gateway(t *testing.T, p *pki, ed *edge, h gwsip.Handler, mod func(*gwsip.Config)) (*gwsip.Endpoint, *logBuf, func()) {
+func gateway(t testing.TB, p *pki, ed *edge, h gwsip.Handler, mod func(*gwsip.Config)) (*gwsip.Endpoint, *logBuf, func()) {
 	t.Helper()
 	logs := &logBuf{}
 	cfg := gwsip.Config{
@@ -289,7 +289,7 @@ func gateway(t *testing.T, p *pki, ed *edge, h gwsip.Handler, mod func(*gwsip.Co
 	return ep, logs, stop
 }
 
-func uri(t *testing.T, s string) sip.Uri {
+func uri(t testing.TB, s string) sip.Uri {
 	t.Helper()
 	var u sip.Uri
 	if err := sip.ParseUri(s, &u); err != nil {

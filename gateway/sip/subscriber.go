@@ -373,16 +373,16 @@ func (e *Endpoint) dialogFromNotify(ctx context.Context, req *sip.Request, id Di
 		return nil, reply(req, 500, "Subscription Not Stored")
 	}
 	d := newDialog(s)
+	e.dialogs.mu.Lock()
+	if old, ok := e.dialogs.m[id]; ok {
+		e.dialogs.mu.Unlock()
+		return old, nil // another NOTIFY of this dialog got here first
+	}
+	e.dialogs.m[id] = d
+	e.dialogs.mu.Unlock()
 	d.mu.Lock()
 	e.armLocked(d, refreshDelay(time.Until(s.Expires)), func() { e.refresh(d) })
 	d.mu.Unlock()
-	e.dialogs.mu.Lock()
-	if old, ok := e.dialogs.m[id]; ok {
-		d = old // a retransmission raced us
-	} else {
-		e.dialogs.m[id] = d
-	}
-	e.dialogs.mu.Unlock()
 	e.logDialog("sip: dialog created by NOTIFY before the 2xx", s)
 	return d, nil
 }
