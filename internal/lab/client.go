@@ -23,6 +23,7 @@ import (
 
 // Stanza is one stanza a Client received: the XML as re-encoded from the
 // parsed tokens (not the peer's exact bytes) and the fields tests look at.
+// mellium blanks a from equal to the client's own bare JID (roster pushes).
 type Stanza struct {
 	Name string // message, presence or iq
 	From string
@@ -38,7 +39,6 @@ type Stanza struct {
 type Client struct {
 	JID jid.JID // full JID after resource binding
 
-	t       testing.TB
 	conn    net.Conn
 	session *xmpp.Session
 	served  chan struct{}
@@ -66,6 +66,9 @@ func Login(t testing.TB, ctx context.Context, addr, user, password string) *Clie
 	if err != nil {
 		t.Fatalf("lab.Login: JID %q: %v", user, err)
 	}
+	if host, _, err := net.SplitHostPort(addr); err != nil || net.ParseIP(host) == nil || !net.ParseIP(host).IsLoopback() {
+		t.Fatalf("lab.Login %s: address %q is not a loopback IP:port (e.g. Prosody.C2SAddr, 127.0.1.1:5222)", user, addr)
+	}
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
@@ -79,14 +82,17 @@ func Login(t testing.TB, ctx context.Context, addr, user, password string) *Clie
 		xmpp.SASL("", password, sasl.ScramSha1, sasl.Plain),
 		xmpp.BindResource(),
 	)
-	if !stop() || err != nil {
+	if stopped := stop(); err != nil || !stopped {
 		conn.Close()
-		if ctx.Err() != nil {
+		switch {
+		case err == nil:
+			err = ctx.Err()
+		case ctx.Err() != nil:
 			err = fmt.Errorf("%w; gave up: %w", err, ctx.Err())
 		}
 		t.Fatalf("lab.Login %s at %s: %v", user, addr, err)
 	}
-	c := &Client{JID: s.LocalAddr(), t: t, conn: conn, session: s, served: make(chan struct{}), notify: make(chan struct{})}
+	c := &Client{JID: s.LocalAddr(), conn: conn, session: s, served: make(chan struct{}), notify: make(chan struct{})}
 	go func() {
 		err := s.Serve(xmpp.HandlerFunc(c.handle))
 		c.mu.Lock()
