@@ -73,7 +73,8 @@ type internalView struct {
 
 func lookInternal(ctx context.Context, env *Env, r *resolve.Resolver) internalView {
 	c := env.Config
-	v := internalView{name: c.XMPP.InternalFQDN, hostsPath: c.Checks.HostsFile}
+	// A relative hosts_file is relative to the config file, like every path in it.
+	v := internalView{name: c.XMPP.InternalFQDN, hostsPath: c.Path(c.Checks.HostsFile)}
 	v.want, v.wantSet = configAddr(c.XMPP.PrivateIP)
 	v.dns, v.dnsErr = r.Addrs(ctx, v.name)
 	var all []hostsEntry

@@ -126,3 +126,18 @@ func TestHostsEntryUnreadable(t *testing.T) {
 		{"hosts.entry", intFQDN, Fail, []string{"unix.hosts: permission denied", "set checks.hosts_file"}},
 	})
 }
+
+// checks.hosts_file, like every path in the config, is relative to the
+// config file's folder, not to the working directory.
+func TestHostsEntryRelativeToConfig(t *testing.T) {
+	c := dnsConfig("", nil)
+	c.File = filepath.Join("..", "testdata", "hosts", "xgw.yaml")
+	c.Checks.HostsFile = "unix.hosts"
+	env := &Env{Config: c, Resolver: startZone(t, "internal-missing.zone")}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	checkDNSResults(t, Run(ctx, env, []Check{dnsInternalCheck, hostsEntryCheck}), []dnsWant{
+		{"dns.internal", intFQDN, Pass, []string{"via hosts file", filepath.Join("..", "testdata", "hosts", "unix.hosts") + " line 8"}},
+		{"hosts.entry", intFQDN, Pass, []string{"line 8 maps"}},
+	})
+}
