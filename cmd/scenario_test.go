@@ -47,7 +47,6 @@ type labParams struct {
 	ListenIP            string
 	PublicIP, PrivateIP string
 	EdgeHost, EdgeIP    string
-	HostsFile           string // set by render
 }
 
 func healthyParams() labParams {
@@ -278,7 +277,6 @@ func (d *deployment) render(tb testing.TB, dir string, sc scenario) (cfgPath, dn
 	if sc.params != nil {
 		sc.params(&p)
 	}
-	p.HostsFile = filepath.Join(dir, "hosts")
 	apply := func(e edit, text string) string {
 		if e == nil {
 			return text
@@ -286,7 +284,7 @@ func (d *deployment) render(tb testing.TB, dir string, sc scenario) (cfgPath, dn
 		return e(tb, text)
 	}
 	zone := apply(sc.zone, execTemplate(tb, "healthy.zone.tmpl", p))
-	writeFile(tb, p.HostsFile, apply(sc.hosts, execTemplate(tb, "hosts.tmpl", p)))
+	writeFile(tb, filepath.Join(dir, "hosts"), apply(sc.hosts, execTemplate(tb, "hosts.tmpl", p)))
 	cfgPath = filepath.Join(dir, "xgw.yaml")
 	writeFile(tb, cfgPath, apply(sc.config, execTemplate(tb, "xgw.yaml.tmpl", p)))
 
