@@ -2,11 +2,13 @@ package translate
 
 import (
 	"bytes"
+	"encoding/xml"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/emiago/sipgo/sip"
+	"mellium.im/xmpp/stanza"
 )
 
 // The benchmarks use the golden fixtures, so they measure what the tests check.
@@ -92,6 +94,33 @@ func BenchmarkXMPPToSIP(b *testing.B) {
 			}
 			w.Reset()
 			sm.Request("xgwtag").StringWrite(&w)
+		}
+	})
+	// What gateway/xmpp's Stanza gives: attributes parsed, payload as Inner.
+	inner := msg.AppendInner(nil)
+	head := stanza.Message{ID: msg.ID, From: msg.From, To: msg.To, Type: msg.Type}
+	b.Run("inner-scanner+translate", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			got, err := MessageFromInner(head, inner)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := m.MessageToSIP(&got); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("inner-encoding-xml+translate", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			got, err := MessageFromStanza(head, xml.NewDecoder(bytes.NewReader(inner)))
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := m.MessageToSIP(&got); err != nil {
+				b.Fatal(err)
+			}
 		}
 	})
 	b.Run("decode+translate", func(b *testing.B) {

@@ -149,7 +149,7 @@ func invalidUTF8(b []byte) int {
 
 // checkXMLChars refuses characters outside XML 1.0 §2.2 Char (C0 controls
 // other than tab, LF and CR; U+FFFE; U+FFFF). s must be valid UTF-8.
-func checkXMLChars(s string) error {
+func checkXMLChars[T string | []byte](s T) error {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if c >= 0x20 && c < utf8.RuneSelf {

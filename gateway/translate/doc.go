@@ -16,7 +16,10 @@
 // mellium's Session.Send).
 //
 // Messages, XMPP to SIP: the XMPP side turns a stanza into a Message with
-// [MessageFromStanza] (inside a mux handler) or [DecodeMessage] (bytes); the
+// [MessageFromInner] (attributes plus the payload bytes, i.e. gateway/xmpp's
+// Stanza; a fast scanner with encoding/xml as fallback), [MessageFromStanza]
+// (a token stream, inside a mellium mux handler) or [DecodeMessage] (a
+// whole stanza as bytes); the
 // SIP side calls [Mapper.MessageToSIP] for a [SIPMessage] and
 // [SIPMessage.Request] for the *sip.Request to give sipgo's client, which adds
 // Via, CSeq, Max-Forwards and, when CallID is empty, a Call-ID.
