@@ -202,10 +202,9 @@ func (e *Endpoint) armLocked(d *dialog, after time.Duration, f func()) {
 		d.timer.Stop()
 	}
 	d.timer = time.AfterFunc(max(after, 0), func() {
-		if e.base.Err() != nil {
+		if !e.track() {
 			return // closing: the Store keeps the dialog for the next start
 		}
-		e.wg.Add(1)
 		defer e.wg.Done()
 		f()
 	})

@@ -43,9 +43,13 @@ type Endpoint struct {
 	health  health
 
 	// base ends when the endpoint closes; timers and keepalive use it.
-	base   context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	base      context.Context
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup // background work: timers, follow-up NOTIFYs, keepalive
+	wgMu      sync.Mutex     // orders wg.Add against Close's wg.Wait
+	closing   bool           // guarded by wgMu
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // New checks cfg and builds an Endpoint. Nothing is bound until Listen or
@@ -201,11 +205,7 @@ func (e *Endpoint) Serve(ctx context.Context) error {
 		return err
 	}
 	if e.cfg.KeepaliveInterval > 0 {
-		e.wg.Add(1)
-		go func() {
-			defer e.wg.Done()
-			e.keepalive(e.base)
-		}()
+		e.goTracked(func() { e.keepalive(e.base) })
 	}
 	errc := make(chan error, 1)
 	go func() {
@@ -233,20 +233,51 @@ func (e *Endpoint) Serve(ctx context.Context) error {
 }
 
 // Close stops timers and the keepalive, closes the listener and every
-// connection. Subscriptions stay in the Store for the next start.
+// connection. Subscriptions stay in the Store for the next start. Calling
+// it again does nothing.
 func (e *Endpoint) Close() error {
-	e.cancel()
-	e.dialogs.stopTimers()
-	e.listenMu.Lock()
-	if e.ln != nil {
-		e.ln.Close()
+	e.closeOnce.Do(func() {
+		e.wgMu.Lock()
+		e.closing = true
+		e.wgMu.Unlock()
+		e.cancel()
+		e.dialogs.stopTimers()
+		e.listenMu.Lock()
+		if e.ln != nil {
+			e.ln.Close()
+		}
+		if e.pc != nil {
+			e.pc.Close()
+		}
+		e.listenMu.Unlock()
+		e.wg.Wait()
+		e.closeErr = e.ua.Close()
+	})
+	return e.closeErr
+}
+
+// goTracked runs f in a goroutine Close waits for; after Close it does
+// nothing.
+func (e *Endpoint) goTracked(f func()) {
+	if !e.track() {
+		return
 	}
-	if e.pc != nil {
-		e.pc.Close()
+	go func() {
+		defer e.wg.Done()
+		f()
+	}()
+}
+
+// track counts one piece of background work unless Close has begun; the
+// caller calls e.wg.Done when it reports true.
+func (e *Endpoint) track() bool {
+	e.wgMu.Lock()
+	defer e.wgMu.Unlock()
+	if e.closing {
+		return false
 	}
-	e.listenMu.Unlock()
-	e.wg.Wait()
-	return e.ua.Close()
+	e.wg.Add(1)
+	return true
 }
 
 // handle adapts a request function to sipgo: it bounds concurrency, gives
@@ -280,11 +311,7 @@ func (e *Endpoint) handle(fn func(ctx context.Context, req *sip.Request) (*sip.R
 		case r := <-done:
 			e.respond(tx, r.res)
 			if r.after != nil {
-				e.wg.Add(1)
-				go func() {
-					defer e.wg.Done()
-					r.after()
-				}()
+				e.goTracked(r.after)
 			}
 		case <-ctx.Done():
 			// RFC 3261 §21.5.5: 504, the gateway got no timely answer

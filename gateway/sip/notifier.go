@@ -244,9 +244,7 @@ func (e *Endpoint) Notify(ctx context.Context, id DialogID, n Notification) erro
 func (e *Endpoint) notifyDialog(d *dialog, n Notification) {
 	ctx, cancel := context.WithTimeout(e.base, e.cfg.RequestTimeout)
 	defer cancel()
-	if err := e.sendNotify(ctx, d, n); err != nil && !errors.Is(err, ErrClosed) {
-		e.log.Warn("sip: NOTIFY failed", "dialog", d.snapshot().ID.String(), "error", err)
-	}
+	e.sendNotify(ctx, d, n) // failures are logged there
 }
 
 func (e *Endpoint) sendNotify(ctx context.Context, d *dialog, n Notification) error {
@@ -286,12 +284,17 @@ func (e *Endpoint) sendNotify(ctx context.Context, d *dialog, n Notification) er
 	req.SetBody(n.Body)
 	res, err := e.do(ctx, req, dest)
 	if err != nil {
-		if !errors.Is(err, ErrClosed) && n.State != StateTerminated && e.end(ctx, d, "NOTIFY failed") {
+		if errors.Is(err, ErrClosed) || e.base.Err() != nil {
+			return err // shutting down: the dialog stays stored
+		}
+		e.log.Warn("sip: NOTIFY failed", "dialog", s.ID.String(), "error", err)
+		if n.State != StateTerminated && e.end(ctx, d, "NOTIFY failed") {
 			e.ended(s, err.Error())
 		}
 		return err
 	}
 	if res.StatusCode >= 300 {
+		e.log.Warn("sip: NOTIFY refused", "dialog", s.ID.String(), "status", res.StatusCode, "reason", res.Reason)
 		if res.StatusCode == 481 && e.end(ctx, d, "NOTIFY answered 481") {
 			e.ended(s, "peer answered 481 to NOTIFY")
 		}

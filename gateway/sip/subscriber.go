@@ -181,6 +181,7 @@ func (e *Endpoint) refresh(d *dialog) {
 	}
 	switch {
 	case err != nil:
+		e.log.Warn("sip: refresh failed", "dialog", s.ID.String(), "error", err)
 		if e.end(ctx, d, "refresh failed") {
 			e.ended(s, err.Error())
 		}
@@ -251,10 +252,12 @@ func (e *Endpoint) Unsubscribe(ctx context.Context, id DialogID) error {
 	d.mu.Unlock()
 	res, err := e.subscribeInDialog2(ctx, d, 0)
 	if err != nil {
+		e.log.Warn("sip: unsubscribe failed", "dialog", id.String(), "error", err)
 		e.end(ctx, d, "unsubscribe failed")
 		return err
 	}
 	if res.StatusCode >= 300 {
+		e.log.Warn("sip: unsubscribe refused", "dialog", id.String(), "status", res.StatusCode, "reason", res.Reason)
 		e.end(ctx, d, "unsubscribe refused")
 		return &StatusError{Method: sip.SUBSCRIBE, Status: res.StatusCode, Reason: res.Reason}
 	}
