@@ -5,6 +5,7 @@ import (
 	"net"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/xgw-gateway/xgw/gateway/config"
 )
@@ -261,4 +262,24 @@ func TestUnverifiedDialback(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestInboundIdle: an authenticated stream with no traffic for IdleTimeout
+// ends with connection-timeout (RFC 6120 §4.9.3.4).
+func TestInboundIdle(t *testing.T) {
+	f := newFed(t)
+	a := f.add(peerOpts{domains: []string{"a.test"}, open: true, mod: func(c *Config) { c.IdleTimeout = 300 * time.Millisecond }})
+	b := f.add(peerOpts{domains: []string{"b.test"}, open: true})
+	w := dialWire(t, a.addr)
+	w.send(hdr("b.test", "a.test"))
+	id := attrOf(w.expect("</stream:features>"), "<stream:stream", "id")
+	w.send("<db:result from='b.test' to='a.test'>" + dialbackKey(hashSecret(b.secret), "a.test", "b.test", id) + "</db:result>")
+	w.expect("type='valid'/>")
+	start := time.Now()
+	w.expect("<connection-timeout ")
+	w.expectClosed()
+	if d := time.Since(start); d < 200*time.Millisecond {
+		t.Errorf("closed after %v, before the idle timeout", d)
+	}
+	a.logs.waitLog(t, "xmpp stream closed", "dir=in", "remote=b.test", "connection-timeout")
 }

@@ -185,8 +185,13 @@ type fed struct {
 	ca  *certtest.CA
 }
 
+// dnsHost is where each test's DNS server listens: dnstest takes a UDP port
+// and then the same TCP port, which on 127.0.0.1 collides now and then with
+// the ephemeral ports of this package's many loopback connections.
+const dnsHost = "127.0.77.1"
+
 func newFed(t testing.TB) *fed {
-	return &fed{t: t, dns: dnstest.Start(t, "127.0.0.1:0", "test.", "")}
+	return &fed{t: t, dns: dnstest.Start(t, dnsHost+":0", "test.", "")}
 }
 
 func (f *fed) resolver() *resolve.Resolver {

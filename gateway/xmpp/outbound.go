@@ -72,10 +72,10 @@ func (s *Server) Send(ctx context.Context, st *Stanza) error {
 	if _, err := s.pol.mode(remote); err != nil {
 		return &Error{Type: ErrorTypeCancel, Condition: CondForbidden, Text: err.Error()}
 	}
-	return s.send(st, pair{local, remote}, true)
+	return s.send(ctx, st, pair{local, remote}, true)
 }
 
-func (s *Server) send(st *Stanza, key pair, retry bool) error {
+func (s *Server) send(ctx context.Context, st *Stanza, key pair, retry bool) error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -94,13 +94,18 @@ func (s *Server) send(st *Stanza, key pair, retry bool) error {
 		o.lastUse = time.Now()
 		oc := o.oc
 		o.mu.Unlock()
-		err := oc.st.write(st.Bytes())
+		err := oc.st.writeCtx(ctx, st.Bytes())
 		if err == nil {
 			return nil
 		}
+		if ctx.Err() != nil {
+			// A partial write leaves the stream unusable either way.
+			o.lost(oc, fmt.Sprintf("write abandoned: %v", ctx.Err()))
+			return ctx.Err()
+		}
 		o.lost(oc, fmt.Sprintf("write failed: %v", err))
 		if retry {
-			return s.send(st, key, false)
+			return s.send(ctx, st, key, false)
 		}
 		return &Error{Type: ErrorTypeWait, Condition: CondRemoteServerTimeout, Text: err.Error()}
 	case outConnecting:

@@ -78,7 +78,9 @@ type Config struct {
 	// NegotiationTimeout bounds a stream from TCP accept/connect to
 	// authenticated; IdleTimeout closes a stream with no traffic.
 	NegotiationTimeout, IdleTimeout, ConnectTimeout time.Duration
-	// MaxStreams bounds streams in total, MaxStreamsPerPeer per remote domain.
+	// MaxStreams bounds streams in total, MaxStreamsPerPeer per remote
+	// domain, both directions. Dialback verify connections count too:
+	// leave headroom, or peers cannot verify our outbound streams.
 	MaxStreams, MaxStreamsPerPeer int
 	// QueueSize bounds stanzas waiting for an outbound stream.
 	QueueSize int

@@ -69,18 +69,36 @@ func TestShutdown(t *testing.T) {
 }
 
 // TestOutboundStreamLimit: MaxStreams bounds outbound streams too; Send
-// answers resource-constraint instead of opening more.
+// answers resource-constraint instead of opening more. (Inbound dialback
+// verifications need a slot as well, hence a limit of 2 here.)
 func TestOutboundStreamLimit(t *testing.T) {
 	f := newFed(t)
-	a := f.add(peerOpts{domains: []string{"a.test"}, open: true, mod: func(c *Config) { c.MaxStreams = 1 }})
-	f.add(peerOpts{domains: []string{"b.test"}, open: true})
+	a := f.add(peerOpts{domains: []string{"a.test"}, open: true, mod: func(c *Config) { c.MaxStreams = 2 }})
+	b := f.add(peerOpts{domains: []string{"b.test"}, open: true})
 	f.add(peerOpts{domains: []string{"c.test"}, open: true})
 	if err := a.srv.Send(context.Background(), mustStanza(t, `<message from='alice@a.test' to='bob@b.test'/>`)); err != nil {
 		t.Fatal(err)
 	}
+	b.recv(t)
+	// b's verify connection to a ends after its answer: one stream left.
+	waitUntil(t, func() bool { return len(a.srv.Streams()) == 1 })
+	w := dialWire(t, a.addr) // takes the second slot
+	w.send(hdr("x.test", "a.test"))
+	w.expect("</stream:features>")
 	err := a.srv.Send(context.Background(), mustStanza(t, `<message from='alice@a.test' to='carol@c.test'/>`))
 	if e, ok := err.(*Error); !ok || e.Condition != CondResourceConstraint || !strings.Contains(e.Text, "stream limit") {
 		t.Errorf("second stream: Send = %v, want resource-constraint", err)
+	}
+}
+
+func waitUntil(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(waitFor)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met in time")
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 

@@ -2,6 +2,7 @@ package xmpp
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/xml"
@@ -240,6 +241,25 @@ func (s *stream) write(b []byte) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	return s.writeLocked(b)
+}
+
+// writeCtx is write bounded also by ctx's deadline and cancellation.
+func (s *stream) writeCtx(ctx context.Context, b []byte) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if s.closed {
+		return net.ErrClosed
+	}
+	dl := time.Now().Add(s.writeTimeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(dl) {
+		dl = d
+	}
+	s.conn.SetWriteDeadline(dl)
+	_, err := s.conn.Write(b)
+	return err
 }
 
 func (s *stream) writeLocked(b []byte) error {
