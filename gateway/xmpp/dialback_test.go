@@ -164,6 +164,8 @@ func TestReceivingDialbackErrors(t *testing.T) {
 		{"unlisted domain named in the refusal (googlemail seed case)", "googlemail.test", "a.test", nil,
 			"<forbidden xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/><text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>domain googlemail.test is not in xmpp.federation (allowed: b.test, c.test, down.test, gone.test)",
 			[]string{"xmpp dialback refused", "pair=googlemail.test->a.test", "not in xmpp.federation"}, false},
+		{"sender claims our own domain", "a.test", "a.test", nil,
+			"<db:result from='a.test' to='a.test' type='error'><error type='cancel'><forbidden ", []string{"sender claims one of our own domains"}, false},
 		{"target domain not ours", "b.test", "zz.test", nil,
 			"<db:result from='zz.test' to='b.test' type='error'><error type='cancel'><item-not-found ", nil, false},
 		{"authoritative server not in DNS", "gone.test", "a.test", nil,

@@ -315,6 +315,10 @@ func (in *inStream) dbResult(el *node) error {
 	if key == "" {
 		return in.dbError("result", to, from, "", CondBadRequest, "db:result without a key")
 	}
+	if s.serves(from) {
+		in.log("xmpp dialback refused", "pair", from+"->"+to, "reason", "sender claims one of our own domains")
+		return in.dbError("result", to, from, "", CondForbidden, from+" is a domain of this gateway")
+	}
 	mode, err := s.pol.mode(from)
 	if err != nil {
 		in.log("xmpp dialback refused", "pair", from+"->"+to, "reason", err.Error())
