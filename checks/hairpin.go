@@ -34,9 +34,10 @@ var netHairpinCheck = Check{
 }
 
 const (
-	// hairpinMaxConns bounds the connections our probe listener answers;
-	// the probe makes one, the rest are strangers.
-	hairpinMaxConns = 4
+	// hairpinMaxConns bounds the connections our probe listener answers:
+	// net.hairpin makes one, net.xmpp one per address of external_fqdn;
+	// the rest are strangers.
+	hairpinMaxConns = 8
 	// hairpinConnWait bounds one answered connection.
 	hairpinConnWait = 2 * time.Second
 )
@@ -131,28 +132,54 @@ func edgeUsesPublic(ctx context.Context, env *Env) (string, bool) {
 	return "", false
 }
 
-// standInMu serialises the probes that listen on xmpp.listen themselves.
-var standInMu sync.Mutex
+// standIns are the probe listeners on xmpp.listen, by address. net.xmpp
+// and net.hairpin share one, so they probe at the same time: taking turns,
+// a silent target made the second wait out the whole deadline and then
+// report a connect timeout it never had.
+var (
+	standInMu sync.Mutex
+	standIns  = map[string]*standInListener{}
+)
+
+type standInListener struct {
+	nonce string
+	err   error
+	stop  func() // nil when err is set
+	users int
+}
 
 // standIn listens on addr (xmpp.listen) when the port is free and answers
 // stream headers with id=nonce, so a probe that reaches the gateway's
 // address before `xgw serve` runs can prove the path ends here. listenErr
 // says why it could not (errAddrInUse: presumably xgw serve holds it);
-// stop must be called in every case.
+// stop must be called in every case. Callers at the same time share the
+// listener and its nonce.
 func standIn(addr string) (nonce string, listenErr error, stop func()) {
 	standInMu.Lock()
-	nonce = hairpinNonce()
-	if addr == "" {
-		return nonce, errors.New("xmpp.listen is not set"), standInMu.Unlock
+	defer standInMu.Unlock()
+	s := standIns[addr]
+	if s == nil {
+		s = &standInListener{nonce: hairpinNonce()}
+		if addr == "" {
+			s.err = errors.New("xmpp.listen is not set")
+		} else if ln, err := net.Listen("tcp", addr); err != nil {
+			s.err = err
+		} else {
+			s.stop = hairpinServe(ln, s.nonce)
+		}
+		standIns[addr] = s
 	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nonce, err, standInMu.Unlock
-	}
-	stopServe := hairpinServe(ln, nonce)
-	return nonce, nil, func() {
-		stopServe()
-		standInMu.Unlock()
+	s.users++
+	return s.nonce, s.err, func() {
+		standInMu.Lock()
+		defer standInMu.Unlock()
+		if s.users--; s.users > 0 {
+			return
+		}
+		delete(standIns, addr)
+		if s.stop != nil {
+			s.stop() // under the lock: the next caller must find the port free again
+		}
 	}
 }
 

@@ -116,3 +116,23 @@ func TestNetXMPPStandIn(t *testing.T) {
 		})
 	}
 }
+
+// net.xmpp and net.hairpin both stand in on xmpp.listen. Against a target
+// that accepts and stays silent, each must get the whole deadline and say
+// so; when they took turns on the listener, the second only started once
+// the first had used up the deadline and reported a connect timeout.
+func TestNetProbesShareStandIn(t *testing.T) {
+	testenv.Netns(t)
+	startFakePeer(t, "127.77.1.11:5269", nil, "") // accepts, never answers
+	cfg := netConfig("hole.litware.test")
+	cfg.XMPP.Listen, cfg.XMPP.PublicIP, cfg.XMPP.PrivateIP = "127.77.1.12:5269", "127.77.1.11", "127.77.1.12"
+	res := testResolver(t, "hole IN A 127.77.1.11\n")
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	got := Run(ctx, &Env{Config: cfg, Resolver: res}, []Check{netXMPPCheck, netHairpinCheck})
+	const silent = "connected to 127.77.1.11:5269 but no XMPP answer came before the deadline"
+	if len(got) != 2 || got[0].Status != Fail || !strings.Contains(got[0].Found, silent) ||
+		got[1].Status != Warn || !strings.Contains(got[1].Found, silent) {
+		t.Fatalf("got %+v\nwant net.xmpp fail and net.hairpin warn, both with %q", got, silent)
+	}
+}
