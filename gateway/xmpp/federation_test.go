@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -268,6 +270,69 @@ func TestTLSPolicy(t *testing.T) {
 			cond, text := stanzaErrorOf(mustNode(t, a.recv(t)))
 			if cond != tt.wantCond || !strings.Contains(text, tt.wantText) {
 				t.Errorf("bounce %s %q, want %s containing %q", cond, text, tt.wantCond, tt.wantText)
+			}
+		})
+	}
+}
+
+// TestDiscovery: RFC 6120 §3.2 resolution of the remote domain: SRV
+// targets in priority order with fallthrough to the next one, and the
+// domain's own address on 5269 when there is no SRV record. Config.Dial
+// records the addresses tried and sends 127.0.0.1:5269 (a fixed port tests
+// cannot bind) to the peer's real listener.
+func TestDiscovery(t *testing.T) {
+	tests := []struct {
+		name   string
+		zone   func(bPort, deadPort string) string
+		dialed func(bPort, deadPort string) []string
+	}{
+		{"first SRV target refuses, second answers", func(bPort, deadPort string) string {
+			return "_xmpp-server._tcp.r.test. 60 IN SRV 0 5 " + deadPort + " dead.r.test.\n" +
+				"_xmpp-server._tcp.r.test. 60 IN SRV 10 5 " + bPort + " live.r.test.\n" +
+				"dead.r.test. 60 IN A 127.0.0.1\nlive.r.test. 60 IN A 127.0.0.1\n"
+		}, func(bPort, deadPort string) []string { return []string{"127.0.0.1:" + deadPort, "127.0.0.1:" + bPort} }},
+		{"no SRV: the domain's A record on 5269", func(bPort, deadPort string) string {
+			return "r.test. 60 IN A 127.0.0.1\n"
+		}, func(bPort, deadPort string) []string { return []string{"127.0.0.1:5269"} }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFed(t)
+			var mu sync.Mutex
+			var dialed []string
+			var bAddr string
+			a := f.add(peerOpts{domains: []string{"a.test"}, open: true, mod: func(c *Config) {
+				c.Dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+					mu.Lock()
+					dialed = append(dialed, addr)
+					if addr == "127.0.0.1:5269" {
+						addr = bAddr
+					}
+					mu.Unlock()
+					var d net.Dialer
+					return d.DialContext(ctx, network, addr)
+				}
+			}})
+			b := f.add(peerOpts{domains: []string{"r.test"}, open: true, noDNS: true})
+			mu.Lock()
+			bAddr = b.addr
+			mu.Unlock()
+			dead := mustListenSilent(t)
+			deadPort := portOf(dead.Addr().String())
+			dead.Close() // now refuses
+			if err := f.dns.Load("test.", tt.zone(portOf(b.addr), deadPort)); err != nil {
+				t.Fatal(err)
+			}
+			if err := a.srv.Send(context.Background(), mustStanza(t, `<message from='alice@a.test' to='bob@r.test'/>`)); err != nil {
+				t.Fatal(err)
+			}
+			if got := b.recv(t); got.To.String() != "bob@r.test" {
+				t.Errorf("got %s", got)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if want := tt.dialed(portOf(b.addr), deadPort); strings.Join(dialed, " ") != strings.Join(want, " ") {
+				t.Errorf("dialed %v, want %v", dialed, want)
 			}
 		})
 	}
