@@ -180,7 +180,7 @@ func (in *inStream) open(h *header) error {
 	b.Write(openHeader(in.local, in.remote, in.id))
 	if h.Version != "" {
 		b.WriteString(`<stream:features>`)
-		if !in.secure && s.srvTLS != nil {
+		if !in.secure && s.srvTLS != nil && s.certFor(in.local) != nil {
 			b.WriteString(`<starttls xmlns='` + NSTLS + `'/>`)
 		}
 		if in.secure && in.remote != "" && in.certErr == nil && !in.sasl {
@@ -219,7 +219,7 @@ func (in *inStream) handle(el *node) (restart bool, err error) {
 func (in *inStream) startTLS() error {
 	s := in.srv
 	in.mu.Lock()
-	refuse := in.secure || s.srvTLS == nil || len(in.authed) > 0
+	refuse := in.secure || s.srvTLS == nil || s.certFor(in.local) == nil || len(in.authed) > 0
 	in.mu.Unlock()
 	if refuse {
 		// RFC 6120 §5.4.2.2: <failure/> then close.
