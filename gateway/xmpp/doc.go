@@ -65,7 +65,8 @@
 //	dialback      dialback or SASL EXTERNAL; TLS used when offered
 //	tls           TLS with a certificate valid for the domain (SASL EXTERNAL,
 //	              or dialback over such a stream)
-//	tls+dialback  TLS required (any certificate) and dialback
+//	tls+dialback  TLS required (any certificate) and dialback; inbound,
+//	              SASL EXTERNAL (a validated certificate) is accepted instead
 //
 // Open admits unlisted domains with the dialback rule. A refused domain is
 // logged and answered with a stream or dialback error whose text names it.
@@ -76,8 +77,10 @@
 // _xmpps-server._tcp (XEP-0368 direct TLS) then _xmpp-server._tcp SRV, else
 // the domain's A/AAAA on 5269. Stanzas wait in a bounded queue while it
 // connects; on failure each is bounced to its sender with
-// remote-server-not-found or remote-server-timeout. Idle streams close after
-// Config.IdleTimeout. Config.MaxStreams and Config.MaxStreamsPerPeer bound
+// remote-server-not-found or remote-server-timeout (internal-server-error
+// when the peer found our dialback key invalid, XEP-0220 §2.1.1); then Send
+// fails fast with the same condition while a reconnect backoff (1 s
+// doubling to 5 min) runs. Idle streams close after Config.IdleTimeout. Config.MaxStreams and Config.MaxStreamsPerPeer bound
 // inbound and outbound streams together. An idle authenticated stream
 // costs about 22 KB (dialback) or 49 KB (TLS) of heap and stack
 // (BenchmarkIdleInboundStream).
