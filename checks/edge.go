@@ -169,10 +169,22 @@ func edgeTLSFailure(target, host string, err error, afterHandshake bool) Result 
 			when = "after the handshake (TLS 1.3)"
 		}
 		return fail(id, target, "the Edge refused our certificate "+when+": "+alertText(err),
-			"the Edge trusting the CA of tls.cert",
-			"the Edge refused our certificate: add our CA to its trusted roots (and the gateway's internal FQDN to its allow list)")
+			"the Edge trusting the CA of tls.cert", refusedFix(err))
 	}
 	return fail(id, target, "TLS handshake failed: "+err.Error(), "a mutual TLS handshake", "check that sip.edge.port is the Edge's MTLS port")
+}
+
+// refusedFix reads the Edge's alert (RFC 8446 §6.2): a refused usage or
+// key is not cured by trusting our CA. crypto/tls reports a received alert
+// with an unexported type, so its text is what there is to compare.
+func refusedFix(err error) string {
+	switch alertText(err) {
+	case "tls: unsupported certificate":
+		return "the Edge refuses our certificate's usages: it must allow Client Authentication (see tls.eku)"
+	case "tls: bad certificate":
+		return "the Edge refuses the certificate itself, e.g. a key under 2048 bits or a missing usage (see tls.key and tls.eku); if those pass, add our CA to its trusted roots"
+	}
+	return "the Edge refused our certificate: add our CA to its trusted roots (and the gateway's internal FQDN to its allow list)"
 }
 
 // isRemoteAlert reports whether err is a TLS alert sent by the peer;

@@ -2,6 +2,7 @@ package checks
 
 import (
 	"context"
+	"crypto/x509"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -24,6 +25,11 @@ func TestEdge(t *testing.T) {
 	kCert, kKey, kCA := edgeCert.WriteFiles(t, t.TempDir(), edgeCA)
 	ourCert, ourKey, ourCA := ours.WriteFiles(t, t.TempDir(), edgeCA)
 	strCert, strKey, strCA := stranger.WriteFiles(t, t.TempDir(), strangerCA)
+	noClient := edgeCA.Issue(t, certtest.Leaf{CN: "xgw-int.litware.test", DNSNames: []string{"xgw-int.litware.test"},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
+	ncCert, ncKey, _ := noClient.WriteFiles(t, t.TempDir(), nil)
+	weak := edgeCA.Issue(t, certtest.Leaf{CN: "xgw-int.litware.test", DNSNames: []string{"xgw-int.litware.test"}, RSABits: 1024})
+	weakCert, weakKey, _ := weak.WriteFiles(t, t.TempDir(), nil)
 
 	tlsEdge := lab.KamailioConfig{CertFile: kCert, KeyFile: kKey, CAFile: kCA, RequireClientCert: true,
 		Aliases: []string{"edge.litware.test", "edge-misnamed.litware.test"}}
@@ -57,6 +63,10 @@ edge-udp       IN A 127.77.2.5
 		{"healthy mutual TLS", "edge.litware.test", 5061, "tls", ourCert, ourKey, kCA, Pass, "OPTIONS answered 200 OK", ""},
 		{"our certificate from an untrusted CA", "edge.litware.test", 5061, "tls", strCert, strKey, kCA, Fail,
 			"the Edge refused our certificate", "add our CA to its trusted roots"},
+		{"our certificate without clientAuth", "edge.litware.test", 5061, "tls", ncCert, ncKey, kCA, Fail,
+			"unsupported certificate", "must allow Client Authentication (see tls.eku)"},
+		{"our certificate with a 1024-bit key", "edge.litware.test", 5061, "tls", weakCert, weakKey, kCA, Fail,
+			"bad certificate", "a key under 2048 bits"},
 		{"Edge certificate for another name", "edge-misnamed.litware.test", 5061, "tls", ourCert, ourKey, ourCA, Fail,
 			"not valid for edge-misnamed.litware.test", "set sip.edge.host to the name in the Edge's certificate"},
 		{"Edge certificate from a CA not in tls.ca", "edge.litware.test", 5061, "tls", ourCert, ourKey, strCA, Fail,
