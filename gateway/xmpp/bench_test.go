@@ -2,7 +2,9 @@ package xmpp
 
 import (
 	"bufio"
+	"context"
 	"crypto/tls"
+	"fmt"
 	"io"
 	"net"
 	"runtime"
@@ -100,4 +102,39 @@ func readUntil(b *testing.B, c net.Conn, r *bufio.Reader, sub string) string {
 		sb.WriteByte(ch)
 	}
 	return sb.String()
+}
+
+// BenchmarkIdleStreamPair measures one idle outbound stream of ours plus
+// the peer's inbound stream for it (both servers run in this process), for
+// b.N distinct local domains sending to one remote domain.
+//
+//	go test -run - -bench IdleStreamPair -benchtime 500x ./gateway/xmpp/
+func BenchmarkIdleStreamPair(b *testing.B) {
+	f := newFed(b)
+	domains := make([]string, b.N)
+	for i := range domains {
+		domains[i] = fmt.Sprintf("d%d.test", i)
+	}
+	limits := func(c *Config) {
+		c.MaxStreams, c.MaxStreamsPerPeer = 1<<20, 1<<20
+		c.IdleTimeout = time.Hour
+	}
+	a := f.add(peerOpts{domains: domains, open: true, mod: limits})
+	remote := f.add(peerOpts{domains: []string{"b.test"}, open: true, mod: limits})
+	before := memInUse()
+	b.ResetTimer()
+	for _, d := range domains {
+		if err := a.srv.Send(context.Background(), mustStanza(b, `<message from='u@`+d+`' to='bob@b.test'/>`)); err != nil {
+			b.Fatal(err)
+		}
+		select {
+		case <-remote.inbox:
+		case <-time.After(waitFor):
+			b.Fatalf("no delivery from %s", d)
+		}
+	}
+	b.StopTimer()
+	time.Sleep(200 * time.Millisecond) // verify connections finish closing
+	after := memInUse()
+	b.ReportMetric(float64(after-before)/float64(b.N), "bytes/pair")
 }

@@ -82,8 +82,9 @@
 // fails fast with the same condition while a reconnect backoff (1 s
 // doubling to 5 min) runs. Idle streams close after Config.IdleTimeout. Config.MaxStreams and Config.MaxStreamsPerPeer bound
 // inbound and outbound streams together. An idle authenticated stream
-// costs about 22 KB (dialback) or 49 KB (TLS) of heap and stack
-// (BenchmarkIdleInboundStream).
+// costs about 22 KB (dialback) or 49 KB (TLS) of heap and stack inbound,
+// and an outbound stream with the peer's inbound one about 42 KB
+// (BenchmarkIdleInboundStream, BenchmarkIdleStreamPair).
 //
 // # Logs
 //

@@ -300,7 +300,7 @@ func (p *peer) recv(t *testing.T) *Stanza {
 	}
 }
 
-func mustStanza(t *testing.T, s string) *Stanza {
+func mustStanza(t testing.TB, s string) *Stanza {
 	t.Helper()
 	st, err := ParseStanza([]byte(s))
 	if err != nil {
