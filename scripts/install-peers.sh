@@ -2,7 +2,7 @@
 # Installs the third-party peers xgw's tests and lab talk to, from Debian's
 # packages, without letting apt start them as system services.
 set -euo pipefail
-pkgs=(prosody lua-sec lua-expat lua-filesystem kamailio kamailio-tls-modules sip-tester sipsak nftables iproute2 openssl)
+pkgs=(prosody lua-sec lua-expat lua-filesystem kamailio kamailio-tls-modules sip-tester sipsak nftables iproute2 openssl systemd)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
