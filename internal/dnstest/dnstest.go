@@ -30,14 +30,9 @@ func Start(t testing.TB, addr, origin, zone string) *Server {
 	if err := s.Load(origin, zone); err != nil {
 		t.Fatal(err)
 	}
-	pc, err := net.ListenPacket("udp", addr)
+	pc, ln, err := listenBoth(addr)
 	if err != nil {
-		t.Fatalf("dnstest: listen udp %s: %v", addr, err)
-	}
-	ln, err := net.Listen("tcp", pc.LocalAddr().String())
-	if err != nil {
-		pc.Close()
-		t.Fatalf("dnstest: listen tcp %s: %v", pc.LocalAddr(), err)
+		t.Fatal(err)
 	}
 	s.Addr = pc.LocalAddr().String()
 	for _, srv := range []*dns.Server{{PacketConn: pc, Handler: s}, {Listener: ln, Handler: s}} {
@@ -102,4 +97,26 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 		m.Truncate(size)
 	}
 	w.WriteMsg(m)
+}
+
+// listenBoth binds UDP and TCP on one port. With port 0 the UDP port the
+// kernel picks may be taken for TCP, so a few other ports are tried.
+func listenBoth(addr string) (net.PacketConn, net.Listener, error) {
+	_, port, _ := net.SplitHostPort(addr)
+	var err error
+	for range 20 {
+		var pc net.PacketConn
+		if pc, err = net.ListenPacket("udp", addr); err != nil {
+			return nil, nil, fmt.Errorf("dnstest: listen udp %s: %w", addr, err)
+		}
+		var ln net.Listener
+		if ln, err = net.Listen("tcp", pc.LocalAddr().String()); err == nil {
+			return pc, ln, nil
+		}
+		pc.Close()
+		if port != "0" {
+			break
+		}
+	}
+	return nil, nil, fmt.Errorf("dnstest: listen tcp beside udp on %s: %w", addr, err)
 }
