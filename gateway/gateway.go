@@ -1,0 +1,279 @@
+package gateway
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/xgw-gateway/xgw/gateway/config"
+	"github.com/xgw-gateway/xgw/gateway/sip"
+	"github.com/xgw-gateway/xgw/gateway/translate"
+	"github.com/xgw-gateway/xgw/gateway/xmpp"
+	"github.com/xgw-gateway/xgw/internal/resolve"
+)
+
+// Server is the running gateway: the s2s server facing XMPP domains, the
+// SIP endpoint facing the Edge, and the translation between them.
+type Server struct {
+	cfg    *config.Config
+	log    *slog.Logger
+	mapper *translate.Mapper
+	xs     *xmpp.Server
+	ep     *sip.Endpoint
+	store  *sip.BoltStore // nil: subscriptions in memory
+	agent  string         // our host for SIP Warning headers
+	drain  time.Duration
+
+	xmppLn   net.Listener
+	xmppAddr string
+
+	// inflight counts handler calls under way, so a graceful stop waits
+	// for them; draining makes new ones refuse with "shutting down".
+	mu       sync.Mutex // guards draining and the Add side of inflight
+	draining bool
+	inflight sync.WaitGroup
+
+	serveOnce sync.Once
+}
+
+// New builds both sides from cfg; nothing listens or dials until Listen or
+// Serve. It reads tls.cert, tls.key and tls.ca, and opens the subscription
+// store in the state directory.
+func New(cfg *config.Config, opts ...Option) (*Server, error) {
+	o := options{drain: DefaultDrainTimeout}
+	for _, f := range opts {
+		f(&o)
+	}
+	if o.log == nil {
+		o.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	mapper, err := translate.NewMapperFromConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	dnsServer := o.dnsServer
+	if dnsServer == "" {
+		dnsServer = cfg.Checks.DNSServer
+	}
+	res, err := resolve.New(dnsServer)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: resolver: %w", err)
+	}
+	s := &Server{cfg: cfg, log: o.log, mapper: mapper, drain: o.drain, xmppLn: o.xmppLn, xmppAddr: cfg.XMPP.Listen}
+	s.agent = cfg.XMPP.InternalFQDN
+	if s.agent == "" && len(cfg.SIP.Domains) > 0 {
+		s.agent = cfg.SIP.Domains[0]
+	}
+
+	var store sip.Store
+	if o.stateDir != "" {
+		if err := os.MkdirAll(o.stateDir, 0o700); err != nil {
+			return nil, fmt.Errorf("gateway: state directory: %w (expected a writable directory, see --state-dir)", err)
+		}
+		bs, err := sip.OpenBoltStore(filepath.Join(o.stateDir, "subscriptions.db"))
+		if err != nil {
+			return nil, fmt.Errorf("gateway: %w", err)
+		}
+		s.store, store = bs, bs
+	}
+	fail := func(err error) (*Server, error) {
+		if s.store != nil {
+			s.store.Close()
+		}
+		return nil, err
+	}
+
+	sc, err := sip.FromConfig(cfg, sipSide{s}, store, o.log.With("side", "sip"))
+	if err != nil {
+		return fail(fmt.Errorf("gateway: %w", err))
+	}
+	sc.Resolver = res.NetResolver()
+	if o.sipListen != "" {
+		sc.Listen = o.sipListen
+		sc.Contact = "" // the bound address, since the test chose it
+	}
+	for _, f := range o.tuneSIP {
+		f(&sc)
+	}
+	if s.ep, err = sip.New(sc); err != nil {
+		return fail(fmt.Errorf("gateway: %w", err))
+	}
+
+	xc := xmpp.Config{
+		Domains:        cfg.SIP.Domains,
+		Resolver:       res,
+		Federation:     cfg.XMPP.Federation,
+		Open:           cfg.XMPP.Open,
+		Deny:           cfg.XMPP.Deny,
+		DialbackSecret: []byte(cfg.XMPP.DialbackSecret),
+		MaxStanzaSize:  cfg.XMPP.MaxStanzaSize,
+		Handler:        xmppSide{s},
+		Logger:         o.log.With("side", "xmpp"),
+	}
+	if sc.Certificate != nil {
+		// Peers' certificates verify against the system roots: tls.ca
+		// is the Edge's CA, not the federation's.
+		xc.TLS = &tls.Config{Certificates: []tls.Certificate{*sc.Certificate}}
+	}
+	for _, f := range o.tuneXMPP {
+		f(&xc)
+	}
+	if s.xs, err = xmpp.New(xc); err != nil {
+		s.ep.Close()
+		return fail(fmt.Errorf("gateway: %w", err))
+	}
+	return s, nil
+}
+
+// Listen binds xmpp.listen (unless a listener was injected) and the SIP
+// listener. Serve calls it; call it first to learn the addresses.
+func (s *Server) Listen() error {
+	if s.xmppLn == nil {
+		ln, err := net.Listen("tcp", s.xmppAddr)
+		if err != nil {
+			return fmt.Errorf("gateway: xmpp.listen %s: %w", s.xmppAddr, err)
+		}
+		s.xmppLn = ln
+	}
+	if err := s.ep.Listen(); err != nil {
+		return fmt.Errorf("gateway: %w", err)
+	}
+	return nil
+}
+
+// XMPPAddr is the bound s2s listener, nil before Listen.
+func (s *Server) XMPPAddr() net.Addr {
+	if s.xmppLn == nil {
+		return nil
+	}
+	return s.xmppLn.Addr()
+}
+
+// SIPAddr is the bound SIP listener, nil before Listen.
+func (s *Server) SIPAddr() net.Addr { return s.ep.Addr() }
+
+// Streams lists the live s2s streams.
+func (s *Server) Streams() []xmpp.StreamInfo { return s.xs.Streams() }
+
+// Serve runs both sides until ctx ends or one fails. On ctx's end it stops
+// gracefully and returns nil: new messages are refused (SIP 503, XMPP
+// service-unavailable), those in flight get up to the drain timeout to be
+// delivered or bounced, then the s2s streams close (system-shutdown),
+// stanzas still queued for a stream are bounced to their SIP senders, and
+// the SIP endpoint closes last. The first fatal error of either side stops
+// both the same way and is returned. A Server serves once.
+func (s *Server) Serve(ctx context.Context) error {
+	again := true
+	s.serveOnce.Do(func() { again = false })
+	if again {
+		return errors.New("gateway: Serve called twice")
+	}
+	if err := s.Listen(); err != nil {
+		s.closeAll()
+		return err
+	}
+	xctx, xcancel := context.WithCancel(context.Background())
+	sctx, scancel := context.WithCancel(context.Background())
+	defer xcancel()
+	defer scancel()
+	errc := make(chan error, 2)
+	go func() { errc <- s.xs.Serve(xctx, s.xmppLn) }()
+	go func() { errc <- s.ep.Serve(sctx) }()
+	s.log.Info("gateway serving", "xmpp", s.XMPPAddr().String(), "sip", s.SIPAddr().String(),
+		"domains", s.cfg.SIP.Domains, "edge", net.JoinHostPort(s.cfg.SIP.Edge.Host, fmt.Sprint(s.cfg.SIP.Edge.Port)))
+
+	var fatal error
+	pending := 2
+	select {
+	case <-ctx.Done():
+		s.log.Info("gateway stopping", "reason", context.Cause(ctx))
+	case fatal = <-errc:
+		pending--
+		if fatal == nil {
+			fatal = errors.New("gateway: a side stopped serving without an error")
+		}
+		s.log.Error("gateway stopping", "reason", fatal)
+	}
+
+	// 1. Refuse new work, stop accepting s2s streams, let handlers finish.
+	s.mu.Lock()
+	s.draining = true
+	s.mu.Unlock()
+	xcancel()
+	s.waitInflight()
+	// 2. Close the streams; stanzas still queued are bounced through the
+	// Handler to their SIP senders while the SIP side is up.
+	dctx, dcancel := context.WithTimeout(context.Background(), s.drain)
+	if err := s.xs.Shutdown(dctx); err != nil {
+		s.log.Warn("xmpp streams did not close in time", "err", err)
+	}
+	dcancel()
+	s.waitInflight()
+	// 3. The SIP endpoint last.
+	scancel()
+	for ; pending > 0; pending-- {
+		if err := <-errc; err != nil && fatal == nil {
+			fatal = err
+		}
+	}
+	if s.store != nil {
+		if err := s.store.Close(); err != nil {
+			s.log.Warn("subscription store close", "err", err)
+		}
+	}
+	s.log.Info("gateway stopped")
+	return fatal
+}
+
+// closeAll releases what New and Listen took when Serve cannot run.
+func (s *Server) closeAll() {
+	if s.xmppLn != nil {
+		s.xmppLn.Close()
+	}
+	s.xs.Close()
+	s.ep.Close()
+	if s.store != nil {
+		s.store.Close()
+	}
+}
+
+// Close releases a Server that was built but never served.
+func (s *Server) Close() error {
+	s.closeAll()
+	return nil
+}
+
+// enter registers a handler call; false once the gateway drains.
+// exit must follow a true.
+func (s *Server) enter() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.draining {
+		return false
+	}
+	s.inflight.Add(1)
+	return true
+}
+
+func (s *Server) exit() { s.inflight.Done() }
+
+// waitInflight waits for handler calls, at most the drain timeout.
+func (s *Server) waitInflight() {
+	done := make(chan struct{})
+	go func() { s.inflight.Wait(); close(done) }()
+	t := time.NewTimer(s.drain)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		s.log.Warn("gateway: messages still in flight after the drain timeout", "timeout", s.drain)
+	}
+}
