@@ -86,12 +86,12 @@ func cnOrNone(cn string) string {
 // certRequestHint is a command making a key and a CSR with every name and
 // usage the checks look for.
 func certRequestHint(c *config.Config, newKey string) string {
-	sans := []string{"DNS:" + c.XMPP.InternalFQDN}
+	sans := []string{"DNS:" + c.XMPP.InternalFQDN, "DNS:" + c.XMPP.ExternalFQDN}
 	for _, d := range c.SIP.Domains {
 		sans = append(sans, "DNS:"+d)
 	}
-	return fmt.Sprintf("openssl req -new -newkey %s -nodes -keyout key.pem -out xgw.csr -subj /CN=%s -addext subjectAltName=%s -addext extendedKeyUsage=serverAuth,clientAuth"+
-		" (or `xgw cert request`, planned), then submit xgw.csr to the CA (AD CS from a host outside the domain: certreq -submit -attrib CertificateTemplate:NAME xgw.csr)",
+	return fmt.Sprintf("run `xgw cert request` (or: openssl req -new -newkey %s -nodes -keyout key.pem -out xgw.csr -subj /CN=%s -addext subjectAltName=%s -addext extendedKeyUsage=serverAuth,clientAuth)"+
+		", then submit xgw.csr to the CA (AD CS from a host outside the domain: certreq -submit -attrib CertificateTemplate:NAME xgw.csr)",
 		newKey, c.XMPP.InternalFQDN, strings.Join(sans, ","))
 }
 
