@@ -34,6 +34,7 @@ typing in both directions.
 	g.addFlags(root.PersistentFlags())
 	root.AddCommand(
 		newCheckCmd(s, g, nil),
+		newServeCmd(s, g, nil),
 		newDNSCmd(s, g),
 		newCertCmd(s, g, nil),
 		newVersionCmd(s),

@@ -251,6 +251,18 @@ func (c *Client) SendMessage(ctx context.Context, to, body string) error {
 	return c.session.Send(ctx, msg)
 }
 
+// SendChatState sends a chat message carrying only an XEP-0085 chat state
+// (composing, paused, active, inactive, gone) to the JID to.
+func (c *Client) SendChatState(ctx context.Context, to, state string) error {
+	j, err := jid.Parse(to)
+	if err != nil {
+		return fmt.Errorf("lab client: chat state to %q: %w", to, err)
+	}
+	cs := xml.StartElement{Name: xml.Name{Space: "http://jabber.org/protocol/chatstates", Local: state}}
+	msg := stanza.Message{To: j, Type: stanza.ChatMessage}.Wrap(xmlstream.Wrap(nil, cs))
+	return c.session.Send(ctx, msg)
+}
+
 // SendPresence sends a presence of type typ ("" available, "unavailable",
 // "subscribe", "subscribed", ...) to the JID to ("" broadcasts).
 func (c *Client) SendPresence(ctx context.Context, to, typ string) error {

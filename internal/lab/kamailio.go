@@ -37,6 +37,10 @@ type KamailioConfig struct {
 	RequireClientCert bool
 	// Routes are checked in order before the OPTIONS answer.
 	Routes []KamailioRoute
+	// Listen adds sockets as PROTO:IP:PORT (e.g. udp:127.0.2.10:5060), so
+	// requests can be relayed between transports (a TLS Edge in front of a
+	// UDP user agent).
+	Listen []string
 }
 
 // KamailioRoute relays requests of Methods whose request-URI domain is one
@@ -72,6 +76,7 @@ const (
 var (
 	kamMethodRe = regexp.MustCompile(`^[A-Z]{2,16}$`)
 	kamNameRe   = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$`)
+	kamListenRe = regexp.MustCompile(`^(udp|tcp|tls):[0-9.]+:[0-9]{1,5}$`)
 	kamURIRe    = regexp.MustCompile(`^sips?:[A-Za-z0-9.:\[\]-]+(;[a-z]+=[A-Za-z0-9]+)*$`)
 )
 
@@ -210,6 +215,11 @@ func (cfg KamailioConfig) check() error {
 			return fmt.Errorf("file name %q: quotes and line breaks cannot go into kamailio.cfg", f)
 		}
 	}
+	for _, l := range cfg.Listen {
+		if !kamListenRe.MatchString(l) {
+			return fmt.Errorf("listen %q: want PROTO:IP:PORT such as udp:127.0.2.10:5060", l)
+		}
+	}
 	for _, a := range cfg.Aliases {
 		if !kamNameRe.MatchString(a) {
 			return fmt.Errorf("alias %q: want a host name", a)
@@ -244,6 +254,9 @@ func (cfg KamailioConfig) script(tlsCfg string) string {
 	b.WriteString("#!KAMAILIO\n# written by xgw internal/lab for one test\n")
 	fmt.Fprintf(&b, "debug=2\nlog_stderror=yes\nchildren=2\ntcp_children=2\nauto_aliases=no\n")
 	fmt.Fprintf(&b, "listen=%s:%s\n", cfg.Transport, cfg.Addr)
+	for _, l := range cfg.Listen {
+		fmt.Fprintf(&b, "listen=%s\n", l)
+	}
 	for _, a := range cfg.Aliases {
 		fmt.Fprintf(&b, "alias=%q\n", a)
 	}
