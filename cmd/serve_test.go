@@ -1,0 +1,181 @@
+package cmd
+
+import (
+	"context"
+	"encoding/json"
+	"net"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/xgw-gateway/xgw/gateway"
+	"github.com/xgw-gateway/xgw/report"
+)
+
+// Flag parsing through the runF stub: nothing is probed or served.
+func TestServeFlags(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want func(*serveOptions) bool
+	}{
+		{"defaults", nil, func(o *serveOptions) bool {
+			return o.output == "text" && !o.force && o.stateDir == gateway.DefaultStateDir && o.logLevel == "info" &&
+				o.logFormat == "" && o.dnsServer == "" && o.skip == nil
+		}},
+		{"force json logs", []string{"--force", "--log-format", "json", "--log-level", "debug"}, func(o *serveOptions) bool {
+			return o.force && o.logFormat == "json" && o.logLevel == "debug"
+		}},
+		{"state dns skip output", []string{"--state-dir", "/tmp/x", "--dns-server", "127.0.0.1:5353", "--skip", "net.hairpin,edge", "-o", "json"},
+			func(o *serveOptions) bool {
+				return o.stateDir == "/tmp/x" && o.dnsServer == "127.0.0.1:5353" && slices.Equal(o.skip, []string{"net.hairpin", "edge"}) && o.output == "json"
+			}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, _, _ := TestStreams()
+			var got *serveOptions
+			g := &globalOptions{}
+			root := &cobra.Command{Use: "xgw"}
+			g.addFlags(root.PersistentFlags())
+			root.AddCommand(newServeCmd(s, g, func(_ context.Context, o *serveOptions) error { got = o; return nil }))
+			root.SetArgs(append([]string{"serve"}, tt.args...))
+			if err := root.Execute(); err != nil {
+				t.Fatal(err)
+			}
+			if got == nil || !tt.want(got) {
+				t.Errorf("options = %+v", got)
+			}
+		})
+	}
+}
+
+func TestServeLogger(t *testing.T) {
+	tests := []struct {
+		name, level, format string
+		wantErr             string
+	}{
+		{"text", "info", "text", ""},
+		{"json", "warn", "json", ""},
+		{"default for a buffer is json", "info", "", ""},
+		{"bad level", "loud", "text", `--log-level "loud"`},
+		{"bad format", "info", "xml", `--log-format "xml"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var b strings.Builder
+			log, err := newLogger(&b, tt.level, tt.format)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			log.Warn("hello", "k", "v")
+			out := b.String()
+			isJSON := json.Valid([]byte(strings.TrimSpace(out)))
+			if (tt.format != "text") != isJSON || !strings.Contains(out, "hello") {
+				t.Errorf("log line %q (json %v)", out, isJSON)
+			}
+		})
+	}
+}
+
+// serveCtx runs `xgw serve` with args until ctx ends and returns what
+// run() would: exit code and the two streams.
+func serveCtx(ctx context.Context, args ...string) (code int, stdout, stderr string) {
+	s, out, errOut := TestStreams()
+	root := NewRootCmd(s)
+	root.SetArgs(append([]string{"serve"}, args...))
+	code = exitCode(root.ExecuteContext(ctx), errOut)
+	return code, out.String(), errOut.String()
+}
+
+// listening reports whether addr accepts TCP connections.
+func listening(addr string) bool {
+	c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+	if err == nil {
+		c.Close()
+	}
+	return err == nil
+}
+
+// `xgw serve` against the scenarios' lab deployment with the Edge down:
+// without --force it prints the report, exits 1 and binds nothing; with
+// --force it logs the failed check, serves both listeners and stops with
+// exit 0 when its context ends (what SIGINT/SIGTERM do through Main).
+func TestServeChecksGate(t *testing.T) {
+	d := newDeployment(t)
+	edgeDown := scenario{name: "Edge down", params: func(p *labParams) { p.EdgeIP = edgeDownIP }}
+	cfg, dnsAddr := d.render(t, t.TempDir(), edgeDown)
+	xmppAddr, sipAddr := gatewayIP+":5269", gatewayIP+":5061"
+	base := []string{"-c", cfg, "--dns-server", dnsAddr, "--state-dir", t.TempDir(), "-o", "json", "--log-format", "json"}
+
+	t.Run("refuses on a failed check", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		code, stdout, stderr := serveCtx(ctx, base...)
+		if code != report.ExitFailed {
+			t.Errorf("exit code %d, want %d; stderr: %s", code, report.ExitFailed, stderr)
+		}
+		if got := decodeReport(t, stdout).with("fail"); !slices.Equal(got, []idTarget{{"edge", edgeTarget}}) {
+			t.Errorf("failed checks %v, want edge only", got)
+		}
+		if !strings.Contains(stderr, "not starting") || !strings.Contains(stderr, "--force") {
+			t.Errorf("stderr %q does not say it refused and how to force", stderr)
+		}
+		for _, a := range []string{xmppAddr, sipAddr} {
+			if listening(a) {
+				t.Errorf("something listens on %s after a refused start", a)
+			}
+		}
+	})
+
+	t.Run("starts with --force and stops on cancel", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		type result struct {
+			code           int
+			stdout, stderr string
+		}
+		done := make(chan result, 1)
+		sctx, stop := context.WithCancel(ctx)
+		go func() {
+			code, out, errOut := serveCtx(sctx, append(base, "--force")...)
+			done <- result{code, out, errOut}
+		}()
+		up := false
+		for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline) && !up; time.Sleep(50 * time.Millisecond) {
+			up = listening(xmppAddr) && listening(sipAddr)
+		}
+		stop()
+		var r result
+		select {
+		case r = <-done:
+		case <-ctx.Done():
+			t.Fatal("xgw serve did not stop after its context ended")
+		}
+		if !up {
+			t.Fatalf("xgw serve --force never listened on %s and %s; stderr:\n%s", xmppAddr, sipAddr, r.stderr)
+		}
+		if r.code != report.ExitOK {
+			t.Errorf("exit code %d, want 0; stderr:\n%s", r.code, r.stderr)
+		}
+		if !strings.Contains(r.stderr, `"msg":"starting despite a failed check (--force)"`) || !strings.Contains(r.stderr, `"check":"edge"`) {
+			t.Errorf("no warning naming the failed check in the log:\n%s", r.stderr)
+		}
+		if !strings.Contains(r.stderr, `"msg":"gateway stopped"`) {
+			t.Errorf("no graceful stop in the log:\n%s", r.stderr)
+		}
+		for _, a := range []string{xmppAddr, sipAddr} {
+			if listening(a) {
+				t.Errorf("%s still listens after the stop", a)
+			}
+		}
+	})
+}
