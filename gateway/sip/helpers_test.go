@@ -81,12 +81,13 @@ type edge struct {
 	ua     *sipgo.UserAgent
 	srv    *sipgo.Server
 	client *sipgo.Client
-	ln     net.Listener
-	tp     string // TLS or TCP
+	ln     net.Listener   // tls and tcp
+	pc     net.PacketConn // udp
+	tp     string         // TLS, TCP or UDP
 	gwAddr string // set by the test once the gateway listens
 }
 
-// startEdge listens on 127.0.0.1:0 with transport "tls" or "tcp"; the
+// startEdge listens on 127.0.0.1:0 with transport "tls", "tcp" or "udp"; the
 // caller registers handlers on srv before requests arrive. clientCert is
 // what the edge presents when it dials the gateway (nil: none).
 func startEdge(t testing.TB, p *pki, transport string, serverCert, clientCert *certtest.Pair) *edge {
@@ -108,11 +109,24 @@ func startEdge(t testing.TB, p *pki, transport string, serverCert, clientCert *c
 	}
 	srv, _ := sipgo.NewServer(ua, sipgo.WithServerLogger(slog.New(slog.DiscardHandler)))
 	client, _ := sipgo.NewClient(ua, sipgo.WithClientLogger(slog.New(slog.DiscardHandler)))
+	e := &edge{t: t, ua: ua, srv: srv, client: client, tp: strings.ToUpper(transport)}
+	if transport == "udp" {
+		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.pc = pc
+		t.Cleanup(func() {
+			pc.Close()
+			ua.Close()
+		})
+		return e
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &edge{t: t, ua: ua, srv: srv, client: client, ln: ln, tp: strings.ToUpper(transport)}
+	e.ln = ln
 	if transport == "tls" {
 		e.ln = tls.NewListener(ln, &tls.Config{
 			Certificates: []tls.Certificate{serverCert.TLS},
@@ -129,14 +143,22 @@ func startEdge(t testing.TB, p *pki, transport string, serverCert, clientCert *c
 
 // serve starts accepting; call after registering handlers.
 func (e *edge) serve() {
-	if e.tp == "TLS" {
+	switch e.tp {
+	case "TLS":
 		go e.srv.ServeTLS(e.ln)
-	} else {
+	case "UDP":
+		go e.srv.ServeUDP(e.pc)
+	default:
 		go e.srv.ServeTCP(e.ln)
 	}
 }
 
-func (e *edge) port() int { return e.ln.Addr().(*net.TCPAddr).Port }
+func (e *edge) port() int {
+	if e.pc != nil {
+		return e.pc.LocalAddr().(*net.UDPAddr).Port
+	}
+	return e.ln.Addr().(*net.TCPAddr).Port
+}
 
 // do sends req to the gateway and waits up to 3 s for the final response.
 func (e *edge) do(req *sip.Request) (*sip.Response, error) {

@@ -213,3 +213,44 @@ func TestConcurrencyLimit(t *testing.T) {
 		t.Errorf("first MESSAGE: %v, want 200", r)
 	}
 }
+
+// MESSAGE both ways over each transport: TLS for the Edge, TCP and UDP
+// for labs.
+func TestTransports(t *testing.T) {
+	p := newPKI(t)
+	for _, tp := range []string{"tls", "tcp", "udp"} {
+		t.Run(tp, func(t *testing.T) {
+			ed := startEdge(t, p, tp, p.edge, p.edge)
+			got := make(chan *sip.Request, 1)
+			ed.srv.OnMessage(func(req *sip.Request, tx sip.ServerTransaction) {
+				got <- req
+				tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
+			})
+			ed.serve()
+			h := newHandler()
+			ep, _, _ := gateway(t, p, ed, h, nil)
+
+			req := ed.request(sip.MESSAGE, "sip:romeo@xmpp.test")
+			ct := sip.ContentTypeHeader("text/plain")
+			req.AppendHeader(&ct)
+			req.SetBody([]byte("in over " + tp))
+			if res := ed.mustDo(req); res.StatusCode != 200 {
+				t.Errorf("inbound: %d", res.StatusCode)
+			}
+			if c := next(t, h.messages, "inbound MESSAGE"); string(c.req.Body()) != "in over "+tp || !strings.EqualFold(c.req.Transport(), tp) {
+				t.Errorf("inbound body %q over %s", c.req.Body(), c.req.Transport())
+			}
+
+			res, err := ep.SendMessage(context.Background(), gwsip.OutboundMessage{
+				From: uri(t, "sip:romeo@xmpp.test"), To: uri(t, "sip:alice@litware.test"),
+				ContentType: "text/plain", Body: []byte("out over " + tp),
+			})
+			if err != nil || res.StatusCode != 200 {
+				t.Fatalf("outbound: %v %v", res, err)
+			}
+			if r := <-got; string(r.Body()) != "out over "+tp || !strings.EqualFold(r.Transport(), tp) {
+				t.Errorf("outbound body %q over %s", r.Body(), r.Transport())
+			}
+		})
+	}
+}
