@@ -19,7 +19,19 @@
 // against cfg.RootCAs and cfg.Edge.Name; the listener requires a client
 // certificate chaining to cfg.RootCAs and naming cfg.Edge.Name, and refuses
 // any other with a log line naming the presented subject. Connections are
-// reused (sipgo's pool, keyed by remote ip:port).
+// reused (sipgo's pool, keyed by remote ip:port). Our Contact is
+// cfg.Contact (FromConfig: xmpp.internal_fqdn and the listening port).
+//
+// # Timeouts and errors
+//
+// A Handler call gets cfg.HandlerTimeout; past it the request is answered
+// 504 for it. Our requests wait for a final response until their context
+// ends (cfg.RequestTimeout when it has no deadline); errors wrap
+// ErrTimeout (sent, no answer) or ErrTransport (could not send). Under
+// TLS 1.3 an Edge that rejects our certificate does so after our side of
+// the handshake completed, so that case shows up as ErrTimeout, not
+// ErrTransport. The OPTIONS keepalive (cfg.KeepaliveInterval) keeps
+// EdgeHealth up to date and logs each up/down change.
 //
 // # Hostile input
 //
@@ -27,8 +39,11 @@
 // larger than cfg.MaxMessageSize gets 513, a body larger than
 // cfg.MaxBodySize gets 413, a request with a broken start line or missing
 // mandatory header gets 400, and bytes that are not SIP are dropped (on a
-// stream, the connection is closed). At most cfg.MaxConcurrent requests are
-// handled at once; beyond that the answer is 503 with Retry-After.
+// stream, the connection is closed). A message must arrive whole within
+// 30 s of its first byte. At most cfg.MaxConcurrent requests are handled
+// at once; beyond that the answer is 503 with Retry-After. The guard covers
+// the listener; connections we open to the Edge rely on sipgo's parser
+// limit (cfg.MaxMessageSize), which closes the connection on excess.
 //
 // # Subscription dialogs (RFC 6665, event package presence RFC 3856)
 //
@@ -65,9 +80,11 @@
 // written with each dialog change and advanced by cseqGap on reload, so a
 // request sent after the last write never reuses a number.
 //
-// Not covered: strict routing (Route without ;lr), forked SUBSCRIBE beyond
-// one NOTIFY per remote tag, automatic re-subscription after a terminated
-// NOTIFY (the handler decides), Microsoft BENOTIFY/msrtc extensions.
+// Not covered: strict routing (Route without ;lr), automatic
+// re-subscription after a terminated NOTIFY (the handler decides from the
+// reason), Microsoft BENOTIFY/msrtc extensions. Over UDP sipgo refuses to
+// send more than 1300 bytes (no switch to TCP), so large PIDF documents
+// need TCP or TLS.
 package sip
 
 import (

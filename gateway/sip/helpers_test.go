@@ -84,7 +84,7 @@ type edge struct {
 	ln     net.Listener   // tls and tcp
 	pc     net.PacketConn // udp
 	tp     string         // TLS, TCP or UDP
-	gwAddr string // set by the test once the gateway listens
+	gwAddr string         // set by the test once the gateway listens
 }
 
 // startEdge listens on 127.0.0.1:0 with transport "tls", "tcp" or "udp"; the
