@@ -82,10 +82,13 @@ func (s Subscription) clone() Subscription {
 
 // dialog is a Subscription in memory with its timer and send lock.
 type dialog struct {
-	mu    sync.Mutex // guards sub, timer, ended
+	mu    sync.Mutex // guards sub, timer, ended, leaving
 	sub   Subscription
 	timer *time.Timer
 	ended bool
+	// leaving: we unsubscribed and only wait for the final NOTIFY; the
+	// dialog is out of the Store and must not come back.
+	leaving bool
 	// send holds a token while one of our requests in this dialog is in
 	// flight (RFC 6665 §4.2.2: one NOTIFY at a time).
 	send chan struct{}

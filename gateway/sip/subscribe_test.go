@@ -373,7 +373,16 @@ func TestSubscriberLifecycle(t *testing.T) {
 	if all, _ := store.All(context.Background()); len(all) != 0 {
 		t.Errorf("store holds %d after unsubscribe", len(all))
 	}
-	if res := notify(2, "terminated;reason=timeout", ""); res.StatusCode != 200 {
+	// A NOTIFY still saying active while we wait must not bring the
+	// subscription back into the Store.
+	if res := notify(2, "active;expires=1", pidf("open")); res.StatusCode != 200 {
+		t.Errorf("NOTIFY while unsubscribing: %d, want 200", res.StatusCode)
+	}
+	next(t, h.notifies, "HandleNotify while unsubscribing")
+	if all, _ := store.All(context.Background()); len(all) != 0 {
+		t.Errorf("store holds %d after a NOTIFY during unsubscribe", len(all))
+	}
+	if res := notify(3, "terminated;reason=timeout", ""); res.StatusCode != 200 {
 		t.Errorf("final NOTIFY: %d, want 200 (the dialog lingers for it)", res.StatusCode)
 	}
 	if c := next(t, h.notifies, "final HandleNotify"); c.sub.State != gwsip.StateTerminated || c.sub.Reason != "timeout" {
@@ -382,7 +391,7 @@ func TestSubscriberLifecycle(t *testing.T) {
 	if n := len(ep.Subscriptions()); n != 0 {
 		t.Errorf("%d dialogs after the final NOTIFY", n)
 	}
-	if res := notify(3, "active", ""); res.StatusCode != 481 {
+	if res := notify(4, "active", ""); res.StatusCode != 481 {
 		t.Errorf("NOTIFY after the end: %d, want 481", res.StatusCode)
 	}
 }

@@ -42,6 +42,9 @@ func (e *Endpoint) Subscribe(ctx context.Context, r SubscribeRequest) (Subscript
 	if r.From.Host == "" || r.To.Host == "" {
 		return Subscription{}, fmt.Errorf("sip: SUBSCRIBE from %q to %q: both need a host", r.From.String(), r.To.String())
 	}
+	if e.Addr() == nil {
+		return Subscription{}, errors.New("sip: SUBSCRIBE before Listen: the notifier needs our Contact; call Listen or Serve first")
+	}
 	now := time.Now()
 	tmpl := Subscription{
 		ID:        DialogID{CallID: newToken(16), LocalTag: newToken(8)},
@@ -248,6 +251,7 @@ func (e *Endpoint) Unsubscribe(ctx context.Context, id DialogID) error {
 		return fmt.Errorf("sip: unsubscribe %s: store: %w", id, err)
 	}
 	d.mu.Lock()
+	d.leaving = true
 	e.armLocked(d, lingerAfterUnsubscribe, func() { e.end(e.base, d, "unsubscribed") })
 	d.mu.Unlock()
 	res, err := e.subscribeInDialog2(ctx, d, 0)
@@ -315,7 +319,7 @@ func (e *Endpoint) onNotify(ctx context.Context, req *sip.Request) (*sip.Respons
 	d.sub.State = st.state
 	if st.state == StateTerminated {
 		d.sub.Reason = st.reason
-	} else if st.expires >= 0 {
+	} else if st.expires >= 0 && !d.leaving {
 		// The notifier may shorten the subscription (RFC 6665 §4.1.3).
 		if exp := time.Now().Add(time.Duration(st.expires) * time.Second); exp.Before(d.sub.Expires) {
 			d.sub.Expires = exp
@@ -325,7 +329,7 @@ func (e *Endpoint) onNotify(ctx context.Context, req *sip.Request) (*sip.Respons
 	}
 	snap := d.sub.clone()
 	var perr error
-	if changed && st.state != StateTerminated && !d.ended {
+	if changed && st.state != StateTerminated && !d.ended && !d.leaving {
 		perr = e.cfg.Store.Put(ctx, snap)
 	}
 	d.mu.Unlock()
