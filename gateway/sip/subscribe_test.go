@@ -5,6 +5,7 @@ import (
 	"errors"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -543,4 +544,108 @@ func tagOf(h interface{ Value() string }) string {
 		}
 	}
 	return ""
+}
+
+// How the subscriber side takes each answer to its refresh (RFC 6665
+// §4.1.2.2): 423 is retried with Min-Expires, 481 ends the dialog at
+// once, another error lets it run until it expires.
+func TestSubscriberRefreshOutcomes(t *testing.T) {
+	p := newPKI(t)
+	tests := []struct {
+		name       string
+		refresh    []int // statuses for successive in-dialog SUBSCRIBEs
+		wantEnded  string
+		wantExpiry string // Expires of the last refresh, "" to skip
+	}{
+		{"423 then retried", []int{423, 200}, "", "4"},
+		{"481 ends it", []int{481}, "notifier answered 481 to the refresh", ""},
+		{"500 runs until expiry", []int{500}, "refresh refused with 500, subscription expired", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			ed := startEdge(t, p, "tcp", nil, nil)
+			refreshes := make(chan *sip.Request, 4)
+			var n atomic.Int32
+			ed.srv.OnSubscribe(func(req *sip.Request, tx sip.ServerTransaction) {
+				status := 200
+				if req.To().Params.Has("tag") {
+					refreshes <- req
+					if i := int(n.Add(1)) - 1; i < len(tt.refresh) {
+						status = tt.refresh[i]
+					}
+				}
+				res := sip.NewResponseFromRequest(req, status, "", nil)
+				if status == 423 {
+					res.AppendHeader(sip.NewHeader("Min-Expires", "4"))
+				}
+				res.AppendHeader(sip.NewHeader("Expires", hdr(req, "Expires")))
+				res.AppendHeader(sip.NewHeader("Contact", "<sip:alice@127.0.0.1:"+itoa(ed.port())+";transport=tcp>"))
+				tx.Respond(res)
+			})
+			ed.serve()
+			h := newHandler()
+			store := gwsip.NewMemoryStore()
+			ep, _, _ := gateway(t, p, ed, h, func(c *gwsip.Config) { c.Store = store })
+			s, err := ep.Subscribe(context.Background(), gwsip.SubscribeRequest{From: uri(t, "sip:romeo@xmpp.test"), To: uri(t, "sip:alice@litware.test"), Expires: 3 * time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var last *sip.Request
+			for range tt.refresh {
+				last = nextReq(t, refreshes, "refresh")
+			}
+			if tt.wantExpiry != "" && hdr(last, "Expires") != tt.wantExpiry {
+				t.Errorf("last refresh asked Expires %q, want %q", hdr(last, "Expires"), tt.wantExpiry)
+			}
+			if tt.wantEnded == "" {
+				waitFor(t, "refreshed expiry", func() bool {
+					cur, ok := ep.Subscription(s.ID)
+					return ok && cur.Expires.After(s.Expires)
+				})
+				return
+			}
+			c := next(t, h.ended, "HandleEnded")
+			if c.reason != tt.wantEnded {
+				t.Errorf("ended: %q, want %q", c.reason, tt.wantEnded)
+			}
+			if _, ok := ep.Subscription(s.ID); ok {
+				t.Error("dialog still live")
+			}
+			if all, _ := store.All(context.Background()); len(all) != 0 {
+				t.Errorf("store holds %d", len(all))
+			}
+		})
+	}
+}
+
+// A NOTIFY the Edge answers 481 ends the subscription (RFC 6665 §4.2.2).
+func TestNotify481EndsDialog(t *testing.T) {
+	p := newPKI(t)
+	ed := startEdge(t, p, "tcp", nil, nil)
+	var count atomic.Int32
+	ed.srv.OnNotify(func(req *sip.Request, tx sip.ServerTransaction) {
+		status := 200
+		if count.Add(1) > 1 {
+			status = 481
+		}
+		tx.Respond(sip.NewResponseFromRequest(req, status, "", nil))
+	})
+	ed.serve()
+	h := newHandler()
+	ep, _, _ := gateway(t, p, ed, h, nil)
+	ed.mustDo(ed.subscribe("presence", 600))
+	id := next(t, h.subscribes, "HandleSubscribe").sub.ID
+	waitFor(t, "first NOTIFY answered", func() bool { return count.Load() == 1 })
+	err := ep.Notify(context.Background(), id, gwsip.Notification{State: gwsip.StateActive})
+	var se *gwsip.StatusError
+	if !errors.As(err, &se) || se.Status != 481 {
+		t.Fatalf("err = %v, want a 481 StatusError", err)
+	}
+	if c := next(t, h.ended, "HandleEnded"); c.sub.ID != id {
+		t.Errorf("ended %s, want %s", c.sub.ID, id)
+	}
+	if _, ok := ep.Subscription(id); ok {
+		t.Error("dialog still live after 481")
+	}
 }
