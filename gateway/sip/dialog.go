@@ -199,7 +199,7 @@ func (e *Endpoint) Subscription(id DialogID) (Subscription, bool) {
 	return d.snapshot(), true
 }
 
-// arm (re)starts d's timer; d.mu must be held.
+// armLocked (re)starts d's timer; d.mu must be held.
 func (e *Endpoint) armLocked(d *dialog, after time.Duration, f func()) {
 	if d.timer != nil {
 		d.timer.Stop()

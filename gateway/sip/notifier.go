@@ -37,9 +37,9 @@ func (e *Endpoint) onSubscribe(ctx context.Context, req *sip.Request) (*sip.Resp
 		return reply(req, 400, err.Error()), nil
 	}
 	if to := req.To(); to != nil && to.Params.Has("tag") {
-		return e.subscribeInDialog(ctx, req, pkg, eventID, expires)
+		return e.updateSubscription(ctx, req, pkg, eventID, expires)
 	}
-	return e.subscribeNew(ctx, req, pkg, eventID, expires)
+	return e.acceptSubscription(ctx, req, pkg, eventID, expires)
 }
 
 func (e *Endpoint) badEvent(req *sip.Request) *sip.Response {
@@ -64,7 +64,7 @@ func (e *Endpoint) grant(req *sip.Request, expires int) (time.Duration, *sip.Res
 	return min(d, e.cfg.MaxExpires), nil
 }
 
-func (e *Endpoint) subscribeNew(ctx context.Context, req *sip.Request, pkg, eventID string, expires int) (*sip.Response, func()) {
+func (e *Endpoint) acceptSubscription(ctx context.Context, req *sip.Request, pkg, eventID string, expires int) (*sip.Response, func()) {
 	contact := req.Contact()
 	if contact == nil || contact.Address.Wildcard || contact.Address.Host == "" {
 		return reply(req, 400, "Missing Contact header"), nil
@@ -146,9 +146,9 @@ func (e *Endpoint) refuse(req *sip.Request, status int) *sip.Response {
 	return reply(req, status, "")
 }
 
-// subscribeInDialog handles a refresh or unsubscribe (RFC 6665 §4.2.1.2,
+// updateSubscription handles a refresh or unsubscribe (RFC 6665 §4.2.1.2,
 // §4.2.1.4).
-func (e *Endpoint) subscribeInDialog(ctx context.Context, req *sip.Request, pkg, eventID string, expires int) (*sip.Response, func()) {
+func (e *Endpoint) updateSubscription(ctx context.Context, req *sip.Request, pkg, eventID string, expires int) (*sip.Response, func()) {
 	id := DialogID{CallID: callID(req), LocalTag: tagOf(req.To().Params), RemoteTag: tagOf(req.From().Params)}
 	d, ok := e.dialogs.get(id)
 	if !ok {

@@ -86,8 +86,7 @@ func (e *Endpoint) resume(ctx context.Context) error {
 		case RoleNotifier:
 			e.armLocked(d, time.Until(s.Expires), func() { e.expireNotifier(d) })
 		default:
-			left := time.Until(s.Expires)
-			e.armLocked(d, left-min(left/3, 5*time.Minute), func() { e.refresh(d) })
+			e.armLocked(d, refreshDelay(time.Until(s.Expires)), func() { e.refresh(d) })
 		}
 		d.mu.Unlock()
 		e.dialogs.put(d)

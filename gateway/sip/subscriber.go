@@ -170,7 +170,7 @@ func (e *Endpoint) refresh(d *dialog) {
 	ctx, cancel := context.WithTimeout(e.base, e.cfg.RequestTimeout)
 	defer cancel()
 	s := d.snapshot()
-	res, err := e.subscribeInDialog2(ctx, d, s.Interval)
+	res, err := e.resubscribe(ctx, d, s.Interval)
 	if errors.Is(err, ErrClosed) || e.base.Err() != nil {
 		return
 	}
@@ -179,7 +179,7 @@ func (e *Endpoint) refresh(d *dialog) {
 			d.mu.Lock()
 			d.sub.Interval = time.Duration(m) * time.Second
 			d.mu.Unlock()
-			res, err = e.subscribeInDialog2(ctx, d, time.Duration(m)*time.Second)
+			res, err = e.resubscribe(ctx, d, time.Duration(m)*time.Second)
 		}
 	}
 	switch {
@@ -221,8 +221,8 @@ func (e *Endpoint) refresh(d *dialog) {
 	}
 }
 
-// subscribeInDialog2 sends one in-dialog SUBSCRIBE asking for dur.
-func (e *Endpoint) subscribeInDialog2(ctx context.Context, d *dialog, dur time.Duration) (*sip.Response, error) {
+// resubscribe sends one in-dialog SUBSCRIBE asking for dur (0 unsubscribes).
+func (e *Endpoint) resubscribe(ctx context.Context, d *dialog, dur time.Duration) (*sip.Response, error) {
 	if err := d.lock(ctx); err != nil {
 		return nil, fmt.Errorf("sip: SUBSCRIBE waiting for the previous request: %w: %w", ErrTimeout, err)
 	}
@@ -254,7 +254,7 @@ func (e *Endpoint) Unsubscribe(ctx context.Context, id DialogID) error {
 	d.leaving = true
 	e.armLocked(d, lingerAfterUnsubscribe, func() { e.end(e.base, d, "unsubscribed") })
 	d.mu.Unlock()
-	res, err := e.subscribeInDialog2(ctx, d, 0)
+	res, err := e.resubscribe(ctx, d, 0)
 	if err != nil {
 		e.log.Warn("sip: unsubscribe failed", "dialog", id.String(), "error", err)
 		e.end(ctx, d, "unsubscribe failed")
