@@ -1,0 +1,286 @@
+package gateway_test
+
+// The gateway on loopback with in-process peers, runnable anywhere (no
+// namespace): a sipgo user agent plays the Edge over TCP, a second
+// gateway/xmpp Server plays the federated domain peer.test, and an
+// in-process DNS server publishes both. e2e_test.go does the same against
+// Kamailio, sipp and Prosody.
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+	"mellium.im/xmpp/jid"
+
+	"github.com/xgw-gateway/xgw/gateway"
+	"github.com/xgw-gateway/xgw/gateway/config"
+	gwsip "github.com/xgw-gateway/xgw/gateway/sip"
+	"github.com/xgw-gateway/xgw/gateway/xmpp"
+	"github.com/xgw-gateway/xgw/internal/dnstest"
+	"github.com/xgw-gateway/xgw/internal/resolve"
+)
+
+type loop struct {
+	t       *testing.T
+	srv     *gateway.Server
+	peer    *xmpp.Server
+	peerIn  chan *xmpp.Stanza
+	edgeIn  chan *sip.Request
+	client  *sipgo.Client
+	sipAddr string
+	logs    *logBuf
+	stop    context.CancelFunc
+	served  chan error
+}
+
+// startLoop runs the gateway for litware.test. The peer refuses messages
+// to nobody@peer.test with item-not-found; the Edge answers 404 for
+// ghost@litware.test and 200 otherwise.
+func startLoop(t *testing.T) *loop {
+	t.Helper()
+	gwLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	peerLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dns := dnstest.Start(t, "127.0.0.1:0", "test", fmt.Sprintf(`$ORIGIN test.
+peer                      60 IN A   127.0.0.1
+_xmpp-server._tcp.peer    60 IN SRV 0 5 %d peer.test.
+litware                   60 IN A   127.0.0.1
+_xmpp-server._tcp.litware 60 IN SRV 0 5 %d litware.test.
+`, peerLn.Addr().(*net.TCPAddr).Port, gwLn.Addr().(*net.TCPAddr).Port))
+	res, err := resolve.New(dns.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &loop{t: t, peerIn: make(chan *xmpp.Stanza, 16), edgeIn: make(chan *sip.Request, 16), logs: &logBuf{}}
+
+	l.peer, err = xmpp.New(xmpp.Config{Domains: []string{"peer.test"}, Resolver: res,
+		Federation: []config.Partner{{Domain: "litware.test", Auth: config.AuthDialback}},
+		Handler: xmpp.HandlerFunc(func(_ context.Context, st *xmpp.Stanza) error {
+			l.peerIn <- st
+			if st.To.Localpart() == "nobody" {
+				return &xmpp.Error{Type: xmpp.ErrorTypeCancel, Condition: xmpp.CondItemNotFound, Text: "no such user"}
+			}
+			return nil
+		})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go l.peer.Serve(context.Background(), peerLn)
+	t.Cleanup(func() { l.peer.Close() })
+
+	// The Edge.
+	edgeLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	quiet := slog.New(slog.DiscardHandler)
+	ua, err := sipgo.NewUA(sipgo.WithUserAgent("edge"), sipgo.WithUserAgentHostname("litware.test"),
+		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(quiet)),
+		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(quiet)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	edge, _ := sipgo.NewServer(ua, sipgo.WithServerLogger(quiet))
+	l.client, _ = sipgo.NewClient(ua, sipgo.WithClientLogger(quiet))
+	edge.OnMessage(func(req *sip.Request, tx sip.ServerTransaction) {
+		l.edgeIn <- req
+		status, reason := 200, "OK"
+		if req.Recipient.User == "ghost" {
+			status, reason = 404, "Not Found"
+		}
+		tx.Respond(sip.NewResponseFromRequest(req, status, reason, nil))
+	})
+	go edge.ServeTCP(edgeLn)
+	t.Cleanup(func() { edgeLn.Close(); ua.Close() })
+
+	cfg := &config.Config{
+		SIP: config.SIP{Domains: []string{"litware.test"},
+			Edge: config.Edge{Host: "127.0.0.1", Port: edgeLn.Addr().(*net.TCPAddr).Port, Transport: "tcp"}},
+		XMPP: config.XMPP{Federation: []config.Partner{{Domain: "peer.test", Auth: config.AuthDialback}}},
+	}
+	l.srv, err = gateway.New(cfg, gateway.WithXMPPListener(gwLn), gateway.WithSIPListen("127.0.0.1:0"),
+		gateway.WithDNSServer(dns.Addr), gateway.WithStateDir(t.TempDir()), gateway.WithDrainTimeout(3*time.Second),
+		gateway.WithLogger(slog.New(slog.NewTextHandler(l.logs, nil))),
+		gateway.WithSIPConfig(func(c *gwsip.Config) { c.KeepaliveInterval = -1 }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.srv.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	l.sipAddr = l.srv.SIPAddr().String()
+	ctx, stop := context.WithCancel(context.Background())
+	l.stop, l.served = stop, make(chan error, 1)
+	go func() { l.served <- l.srv.Serve(ctx) }()
+	t.Cleanup(func() {
+		l.shutdown()
+		if t.Failed() {
+			t.Logf("gateway log:\n%s", l.logs.String())
+		}
+	})
+	return l
+}
+
+// shutdown stops the gateway and reports Serve's result (once).
+func (l *loop) shutdown() {
+	if l.stop == nil {
+		return
+	}
+	l.stop()
+	l.stop = nil
+	select {
+	case err := <-l.served:
+		if err != nil {
+			l.t.Errorf("Serve: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		l.t.Errorf("Serve did not return 10 s after its context ended")
+	}
+}
+
+// sipMessage sends a MESSAGE from alice@litware.test and returns the status.
+func (l *loop) sipMessage(to, contentType, body string) int {
+	l.t.Helper()
+	var uri sip.Uri
+	if err := sip.ParseUri("sip:"+to, &uri); err != nil {
+		l.t.Fatal(err)
+	}
+	req := sip.NewRequest(sip.MESSAGE, uri)
+	from := &sip.FromHeader{Address: sip.Uri{Scheme: "sip", User: "alice", Host: "litware.test"}, Params: sip.NewParams()}
+	from.Params.Add("tag", sip.GenerateTagN(8))
+	req.AppendHeader(from)
+	req.AppendHeader(&sip.ToHeader{Address: uri, Params: sip.NewParams()})
+	ct := sip.ContentTypeHeader(contentType)
+	req.AppendHeader(&ct)
+	req.SetBody([]byte(body))
+	req.SetTransport("TCP")
+	req.SetDestination(l.sipAddr)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	res, err := l.client.Do(ctx, req)
+	if err != nil {
+		l.t.Fatalf("MESSAGE to %s: %v", to, err)
+	}
+	return res.StatusCode
+}
+
+func (l *loop) xmppMessage(from, to, inner string) {
+	l.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	st := &xmpp.Stanza{Name: "message", From: jid.MustParse(from), To: jid.MustParse(to), Type: "chat", ID: "m1", Inner: []byte(inner)}
+	if err := l.peer.Send(ctx, st); err != nil {
+		l.t.Fatal(err)
+	}
+}
+
+func recv[T any](t *testing.T, ch chan T, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no %s within 10 s", what)
+		var zero T
+		return zero
+	}
+}
+
+func TestLoopback(t *testing.T) {
+	l := startLoop(t)
+	const isComposing = `<?xml version="1.0" encoding="UTF-8"?><isComposing xmlns="urn:ietf:params:xml:ns:im-iscomposing"><state>active</state></isComposing>`
+
+	t.Run("SIP to XMPP", func(t *testing.T) {
+		if got := l.sipMessage("bob@peer.test", "text/plain;charset=UTF-8", "héllo 世界 😀"); got != 200 {
+			t.Fatalf("status %d, want 200", got)
+		}
+		st := recv(t, l.peerIn, "stanza at the peer")
+		if st.From.String() != "alice@litware.test" || !strings.Contains(string(st.Inner), "<body>héllo 世界 😀</body>") {
+			t.Errorf("peer got %s", st)
+		}
+	})
+	t.Run("SIP to unknown XMPP user: notice after the 200, none for typing", func(t *testing.T) {
+		if got := l.sipMessage("nobody@peer.test", "application/im-iscomposing+xml", isComposing); got != 200 {
+			t.Fatalf("isComposing status %d, want 200", got)
+		}
+		if got := l.sipMessage("nobody@peer.test", "text/plain", "anyone?"); got != 200 {
+			t.Fatalf("text status %d, want 200", got)
+		}
+		recv(t, l.peerIn, "typing at the peer")
+		recv(t, l.peerIn, "text at the peer")
+		// Bounces come back in order on one stream: had the typing bounce
+		// made a notice, it would arrive first.
+		req := recv(t, l.edgeIn, "notice at the Edge")
+		body := string(req.Body())
+		if req.From().Address.String() != "sip:nobody@peer.test" || req.Recipient.String() != "sip:alice@litware.test" ||
+			!strings.Contains(body, "not delivered: item-not-found (no such user)") || !strings.Contains(body, "> anyone?") {
+			t.Errorf("notice from %s to %s: %q", req.From().Address.String(), req.Recipient.String(), body)
+		}
+		if !strings.Contains(l.logs.String(), "typing notification bounced") {
+			t.Errorf("the typing bounce was not logged")
+		}
+	})
+	t.Run("SIP to a domain that is not a partner", func(t *testing.T) {
+		if got := l.sipMessage("eve@elsewhere.test", "text/plain", "hi"); got != 404 {
+			t.Errorf("status %d, want 404", got)
+		}
+	})
+	t.Run("XMPP to SIP", func(t *testing.T) {
+		l.xmppMessage("carol@peer.test/phone", "alice@litware.test", "<body>Привет</body><thread>t-1</thread>")
+		req := recv(t, l.edgeIn, "MESSAGE at the Edge")
+		if string(req.Body()) != "Привет" || req.From().Address.String() != "sip:carol@peer.test" || req.CallID().Value() != "t-1" {
+			t.Errorf("Edge got from %s call-id %s body %q", req.From().Address.String(), req.CallID().Value(), req.Body())
+		}
+	})
+	t.Run("XMPP typing to SIP", func(t *testing.T) {
+		l.xmppMessage("carol@peer.test", "alice@litware.test", "<composing xmlns='http://jabber.org/protocol/chatstates'/>")
+		req := recv(t, l.edgeIn, "isComposing at the Edge")
+		if ct := req.ContentType(); ct == nil || ct.Value() != "application/im-iscomposing+xml" || !strings.Contains(string(req.Body()), "<state>active</state>") {
+			t.Errorf("Edge got %s", req)
+		}
+	})
+	t.Run("XMPP to unknown SIP user bounces item-not-found", func(t *testing.T) {
+		l.xmppMessage("carol@peer.test", "ghost@litware.test", "<body>boo</body>")
+		recv(t, l.edgeIn, "MESSAGE at the Edge")
+		st := recv(t, l.peerIn, "bounce at the peer")
+		if st.Type != "error" || !strings.Contains(string(st.Inner), "<item-not-found") || !strings.Contains(string(st.Inner), "404") {
+			t.Errorf("peer got %s", st)
+		}
+	})
+	t.Run("presence is refused", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := l.peer.Send(ctx, &xmpp.Stanza{Name: "presence", Type: "subscribe", From: jid.MustParse("carol@peer.test"), To: jid.MustParse("alice@litware.test")}); err != nil {
+			t.Fatal(err)
+		}
+		st := recv(t, l.peerIn, "presence error at the peer")
+		if st.Name != "presence" || st.Type != "error" || !strings.Contains(string(st.Inner), "service-unavailable") {
+			t.Errorf("peer got %s", st)
+		}
+	})
+	t.Run("graceful stop", func(t *testing.T) {
+		xmppAddr := l.srv.XMPPAddr().String()
+		l.shutdown()
+		for _, a := range []string{xmppAddr, l.sipAddr} {
+			if c, err := net.DialTimeout("tcp", a, time.Second); err == nil {
+				c.Close()
+				t.Errorf("%s still accepts after Serve returned", a)
+			}
+		}
+		if !strings.Contains(l.logs.String(), "gateway stopped") {
+			t.Error("no stop logged")
+		}
+	})
+}
