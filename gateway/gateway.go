@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -118,10 +119,9 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 		Handler:        xmppSide{s},
 		Logger:         o.log.With("side", "xmpp"),
 	}
-	if sc.Certificate != nil {
-		// Peers' certificates verify against the system roots: tls.ca
-		// is the Edge's CA, not the federation's.
-		xc.TLS = &tls.Config{Certificates: []tls.Certificate{*sc.Certificate}}
+	if xc.TLS, err = xmppTLS(cfg, sc.Certificate); err != nil {
+		s.ep.Close()
+		return fail(fmt.Errorf("gateway: %w", err))
 	}
 	for _, f := range o.tuneXMPP {
 		f(&xc)
@@ -131,6 +131,37 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 		return fail(fmt.Errorf("gateway: %w", err))
 	}
 	return s, nil
+}
+
+// xmppTLS is our identity toward XMPP peers: tls.cert, plus the
+// certificate of tls.domains chosen by SNI. Peers' certificates verify
+// against the system roots (RootCAs nil): tls.ca is the Edge's CA, not the
+// federation's.
+func xmppTLS(cfg *config.Config, main *tls.Certificate) (*tls.Config, error) {
+	if main == nil && len(cfg.TLS.Domains) == 0 {
+		return nil, nil
+	}
+	c := &tls.Config{}
+	if main != nil {
+		c.Certificates = []tls.Certificate{*main}
+	}
+	if len(cfg.TLS.Domains) == 0 {
+		return c, nil
+	}
+	byDomain := map[string]*tls.Certificate{}
+	for _, d := range cfg.TLS.Domains {
+		pair, err := tls.LoadX509KeyPair(cfg.Path(d.Cert), cfg.Path(d.Key))
+		if err != nil {
+			return nil, fmt.Errorf("tls.domains %s: %w (expected a PEM certificate and its private key)", d.Domain, err)
+		}
+		byDomain[strings.ToLower(d.Domain)] = &pair
+	}
+	// nil, nil falls back to Certificates (crypto/tls), and gateway/xmpp
+	// then offers TLS only when tls.cert names the domain.
+	c.GetCertificate = func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+		return byDomain[strings.ToLower(hello.ServerName)], nil
+	}
+	return c, nil
 }
 
 // Listen binds xmpp.listen (unless a listener was injected) and the SIP

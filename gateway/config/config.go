@@ -76,6 +76,17 @@ type TLS struct {
 	Cert string `yaml:"cert"`
 	Key  string `yaml:"key"`
 	CA   string `yaml:"ca"`
+	// Domains gives a SIP domain a certificate of its own for XMPP peers:
+	// presented when a peer asks for that domain by SNI, and on our
+	// streams from it. Optional; other domains get cert/key.
+	Domains []DomainCert `yaml:"domains"`
+}
+
+// DomainCert is one SIP domain's own certificate and key (PEM files).
+type DomainCert struct {
+	Domain string `yaml:"domain"`
+	Cert   string `yaml:"cert"`
+	Key    string `yaml:"key"`
 }
 
 // Checks tunes `xgw check`.

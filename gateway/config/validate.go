@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -67,6 +68,21 @@ func (c *Config) Validate() Errors {
 	v.required("tls.key", c.TLS.Key != "", "the PEM private key of tls.cert", "add tls.key: /etc/xgw/key.pem")
 	if c.SIP.Edge.Transport == "tls" {
 		v.required("tls.ca", c.TLS.CA != "", "the CA that issued the Edge's certificate (mutual TLS)", "add tls.ca: /etc/xgw/edge-ca.pem")
+	}
+	certDomains := map[string]bool{}
+	for i, d := range c.TLS.Domains {
+		key := fmt.Sprintf("tls.domains[%d]", i)
+		switch {
+		case d.Domain == "":
+			v.add(key+".domain", "nothing (the key is missing)", "one of sip.domains", "add domain: <a SIP domain>")
+		case !slices.ContainsFunc(c.SIP.Domains, func(s string) bool { return strings.EqualFold(s, d.Domain) }):
+			v.add(key+".domain", strconv.Quote(d.Domain), "one of sip.domains "+strings.Join(c.SIP.Domains, ", "), "name a served SIP domain, or add it to sip.domains")
+		case certDomains[strings.ToLower(d.Domain)]:
+			v.add(key+".domain", strconv.Quote(d.Domain)+" a second time", "one certificate per domain", "remove the duplicate entry")
+		}
+		certDomains[strings.ToLower(d.Domain)] = true
+		v.required(key+".cert", d.Cert != "", "the PEM certificate for "+d.Domain, "add cert: "+d.Domain+".pem")
+		v.required(key+".key", d.Key != "", "the PEM private key of that certificate", "add key: "+d.Domain+".key")
 	}
 	if c.Checks.DNSServer != "" {
 		v.hostPort("checks.dns_server", c.Checks.DNSServer, false)
