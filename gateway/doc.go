@@ -38,9 +38,9 @@
 // condition and quoting the original text when the bounce echoes it. This
 // was chosen over holding the transaction until the stream is up: the
 // partner's own bounces arrive after any answer anyway, so the notice path
-// is needed in every case, and holding transactions for a dialback that can
-// take seconds (Prosody's resolver alone waits up to 1 s) would run into the
-// Edge's Timer F retransmissions.
+// is needed in every case, and holding a transaction while a stream is set
+// up (seconds with Prosody's dialback, up to the 30 s negotiation timeout)
+// would outlast the SIP endpoint's handler timeout (10 s, answered 504).
 //
 // # Lifecycle
 //

@@ -42,7 +42,8 @@ type loop struct {
 
 // startLoop runs the gateway for litware.test. The peer refuses messages
 // to nobody@peer.test with item-not-found; the Edge answers 404 for
-// ghost@litware.test and 200 otherwise.
+// ghost@litware.test, 200 after 300 ms for slow@litware.test and 200 at
+// once otherwise.
 func startLoop(t *testing.T) *loop {
 	t.Helper()
 	gwLn, err := net.Listen("tcp", "127.0.0.1:0")
@@ -97,8 +98,11 @@ _xmpp-server._tcp.litware 60 IN SRV 0 5 %d litware.test.
 	edge.OnMessage(func(req *sip.Request, tx sip.ServerTransaction) {
 		l.edgeIn <- req
 		status, reason := 200, "OK"
-		if req.Recipient.User == "ghost" {
+		switch req.Recipient.User {
+		case "ghost":
 			status, reason = 404, "Not Found"
+		case "slow":
+			time.Sleep(300 * time.Millisecond)
 		}
 		tx.Respond(sip.NewResponseFromRequest(req, status, reason, nil))
 	})
@@ -270,9 +274,18 @@ func TestLoopback(t *testing.T) {
 			t.Errorf("peer got %s", st)
 		}
 	})
-	t.Run("graceful stop", func(t *testing.T) {
+	t.Run("graceful stop delivers what is in flight", func(t *testing.T) {
 		xmppAddr := l.srv.XMPPAddr().String()
-		l.shutdown()
+		l.xmppMessage("carol@peer.test", "slow@litware.test", "<body>last words</body>")
+		recv(t, l.edgeIn, "MESSAGE at the Edge")
+		start := time.Now()
+		l.shutdown() // while the Edge still holds its answer
+		if d := time.Since(start); d < 100*time.Millisecond {
+			t.Errorf("Serve returned after %v, before the Edge answered the message in flight", d)
+		}
+		if strings.Contains(l.logs.String(), "to=slow@litware.test") {
+			t.Errorf("the message in flight was bounced:\n%s", l.logs.String())
+		}
 		for _, a := range []string{xmppAddr, l.sipAddr} {
 			if c, err := net.DialTimeout("tcp", a, time.Second); err == nil {
 				c.Close()
