@@ -54,12 +54,29 @@ func startLoop(t *testing.T) *loop {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// silent.test accepts connections and never says a word.
+	silentLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { silentLn.Close() })
+	go func() {
+		for {
+			c, err := silentLn.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { c.Close() })
+		}
+	}()
 	dns := dnstest.Start(t, "127.0.0.1:0", "test", fmt.Sprintf(`$ORIGIN test.
 peer                      60 IN A   127.0.0.1
 _xmpp-server._tcp.peer    60 IN SRV 0 5 %d peer.test.
+silent                    60 IN A   127.0.0.1
+_xmpp-server._tcp.silent  60 IN SRV 0 5 %d silent.test.
 litware                   60 IN A   127.0.0.1
 _xmpp-server._tcp.litware 60 IN SRV 0 5 %d litware.test.
-`, peerLn.Addr().(*net.TCPAddr).Port, gwLn.Addr().(*net.TCPAddr).Port))
+`, peerLn.Addr().(*net.TCPAddr).Port, silentLn.Addr().(*net.TCPAddr).Port, gwLn.Addr().(*net.TCPAddr).Port))
 	res, err := resolve.New(dns.Addr)
 	if err != nil {
 		t.Fatal(err)
@@ -112,7 +129,8 @@ _xmpp-server._tcp.litware 60 IN SRV 0 5 %d litware.test.
 	cfg := &config.Config{
 		SIP: config.SIP{Domains: []string{"litware.test"},
 			Edge: config.Edge{Host: "127.0.0.1", Port: edgeLn.Addr().(*net.TCPAddr).Port, Transport: "tcp"}},
-		XMPP: config.XMPP{Federation: []config.Partner{{Domain: "peer.test", Auth: config.AuthDialback}}},
+		XMPP: config.XMPP{Federation: []config.Partner{{Domain: "peer.test", Auth: config.AuthDialback},
+			{Domain: "silent.test", Auth: config.AuthDialback}}},
 	}
 	l.srv, err = gateway.New(cfg, gateway.WithXMPPListener(gwLn), gateway.WithSIPListen("127.0.0.1:0"),
 		gateway.WithDNSServer(dns.Addr), gateway.WithStateDir(t.TempDir()), gateway.WithDrainTimeout(3*time.Second),
@@ -274,8 +292,12 @@ func TestLoopback(t *testing.T) {
 			t.Errorf("peer got %s", st)
 		}
 	})
-	t.Run("graceful stop delivers what is in flight", func(t *testing.T) {
+	t.Run("graceful stop delivers what is in flight and bounces what is queued", func(t *testing.T) {
 		xmppAddr := l.srv.XMPPAddr().String()
+		// Queued while the stream to silent.test waits for a header.
+		if got := l.sipMessage("dave@silent.test", "text/plain", "queued"); got != 200 {
+			t.Fatalf("status %d, want 200 (queued)", got)
+		}
 		l.xmppMessage("carol@peer.test", "slow@litware.test", "<body>last words</body>")
 		recv(t, l.edgeIn, "MESSAGE at the Edge")
 		start := time.Now()
@@ -285,6 +307,10 @@ func TestLoopback(t *testing.T) {
 		}
 		if strings.Contains(l.logs.String(), "to=slow@litware.test") {
 			t.Errorf("the message in flight was bounced:\n%s", l.logs.String())
+		}
+		notice := recv(t, l.edgeIn, "notice of the queued message")
+		if body := string(notice.Body()); notice.From().Address.String() != "sip:dave@silent.test" || !strings.Contains(body, "not delivered") || !strings.Contains(body, "> queued") {
+			t.Errorf("notice from %s: %q", notice.From().Address.String(), body)
 		}
 		for _, a := range []string{xmppAddr, l.sipAddr} {
 			if c, err := net.DialTimeout("tcp", a, time.Second); err == nil {

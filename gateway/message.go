@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	gosip "github.com/emiago/sipgo/sip"
 	"mellium.im/xmpp/stanza"
@@ -21,6 +22,9 @@ import (
 // notification, which is only logged, from a failed text message, whose
 // sender is told.
 const typingIDPrefix = "cs-"
+
+// noticeTimeout bounds the MESSAGE that tells a SIP sender of a bounce.
+const noticeTimeout = 5 * time.Second
 
 // messageFromSIP relays a SIP MESSAGE (text or RFC 3994 isComposing) to
 // XMPP (RFC 7572 §5) and returns the final status for the transaction.
@@ -188,6 +192,11 @@ func (s *Server) messageBounced(ctx context.Context, st *xmpp.Stanza) {
 	}
 	s.log.Info("xmpp bounce relayed to the SIP sender", "from", st.From.String(), "to", st.To.String(),
 		"id", st.ID, "condition", cond, "text", text)
+	// The bounce may come from a stream or pool that is closing (a
+	// graceful stop bounces what is still queued): the notice gets its own
+	// deadline instead of that context's end.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), noticeTimeout)
+	defer cancel()
 	res, err := s.ep.SendMessage(ctx, sip.OutboundMessage{From: from, To: to,
 		ContentType: translate.ContentTypeText, Body: []byte(notice)})
 	switch {
