@@ -15,10 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -73,9 +70,8 @@ func (l *logBuf) String() string {
 
 // e2e is the running lab.
 type e2e struct {
-	sipp     string
 	bob      *lab.Client
-	uasLog   string // sipp UAS -message_file
+	uas      *lab.SippUAS
 	gwLog    *logBuf
 	prosody  *lab.Prosody
 	kamailio *lab.Kamailio
@@ -84,7 +80,7 @@ type e2e struct {
 func startE2E(t *testing.T, ctx context.Context) *e2e {
 	t.Helper()
 	testenv.Netns(t)
-	sippBin := testenv.Binary(t, "sipp")
+	testenv.Binary(t, "sipp")
 	lab.DNS53(t, lab.ServerZone(xmppDomain, prosodyIP), lab.ServerZone(sipDomain, gatewayIP), lab.ServerZone(sipDomain2, gatewayIP))
 
 	ca := certtest.NewCA(t, "Litware E2E CA")
@@ -99,7 +95,7 @@ func startE2E(t *testing.T, ctx context.Context) *e2e {
 		t.Fatal(err)
 	}
 
-	e := &e2e{sipp: sippBin, gwLog: &logBuf{}}
+	e := &e2e{gwLog: &logBuf{}}
 	e.kamailio = lab.StartKamailio(t, lab.KamailioConfig{
 		Addr: edgeIP + ":5061", CertFile: edgeCert, KeyFile: edgeKey, CAFile: caFile, RequireClientCert: true,
 		Listen: []string{"udp:" + edgeIP + ":5060"},
@@ -157,7 +153,7 @@ checks: {dns_server: "%s"}
 	})
 	waitDial(t, gatewayIP+":5269")
 
-	e.uasLog = e.startUAS(t)
+	e.uas = lab.StartSippUAS(t, "testdata/sipp/uas.xml", uasIP+":5060")
 	e.bob = lab.Login(t, ctx, e.prosody.C2SAddr, e.prosody.JID("bob"), "bob-pw")
 	return e
 }
@@ -173,131 +169,44 @@ func waitDial(t *testing.T, addr string) {
 	t.Fatalf("nothing listens on %s", addr)
 }
 
-// startUAS runs the sipp UAS until the test ends (stopped by its PID) and
-// returns the path of its message log.
-func (e *e2e) startUAS(t *testing.T) string {
-	t.Helper()
-	dir := t.TempDir()
-	sf, _ := filepath.Abs("testdata/sipp/uas.xml")
-	logFile := filepath.Join(dir, "uas-messages.log")
-	cmd := exec.Command(e.sipp, "-sf", sf, "-nostdin", "-t", "u1", "-i", uasIP, "-p", "5060",
-		"-trace_msg", "-message_file", logFile, "-trace_err", "-error_file", filepath.Join(dir, "uas-errors.log"))
-	cmd.Dir = dir
-	var out logBuf
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-exited
-		if t.Failed() {
-			data, _ := os.ReadFile(logFile)
-			t.Logf("sipp UAS messages:\n%s", data)
-		}
-	})
-	return logFile
-}
-
 // runUAC runs one sipp UAC scenario through the Edge's UDP socket and
 // returns the first request it sent, as sent.
 func (e *e2e) runUAC(t *testing.T, scenario, to string, keys ...string) string {
 	t.Helper()
-	dir := t.TempDir()
-	sf, _ := filepath.Abs(filepath.Join("testdata/sipp", scenario))
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	args := []string{"-sf", sf, "-nostdin", "-m", "1", "-t", "u1", "-i", uacIP, "-p", "5060",
-		"-timeout", "15s", "-timeout_error", "-key", "to", to,
-		"-trace_msg", "-message_file", filepath.Join(dir, "uac-messages.log"),
-		"-trace_err", "-error_file", filepath.Join(dir, "uac-errors.log")}
-	for i := 0; i+1 < len(keys); i += 2 {
-		args = append(args, "-key", keys[i], keys[i+1])
-	}
-	cmd := exec.CommandContext(ctx, e.sipp, append(args, edgeIP+":5060")...)
-	cmd.Dir = dir
-	out, err := cmd.CombinedOutput()
-	msgs, _ := os.ReadFile(filepath.Join(dir, "uac-messages.log"))
+	m, err := lab.RunSippUAC(t, ctx, filepath.Join("testdata/sipp", scenario), uacIP+":5060", edgeIP+":5060",
+		append([]string{"to", to}, keys...)...)
 	if err != nil {
-		t.Fatalf("sipp %s to %s: %v\n%s\n--- messages\n%s", scenario, to, err, lastBytes(out, 1500), msgs)
+		t.Fatal(err)
 	}
-	sent := sippMessages(msgs, "sent")
-	if len(sent) == 0 {
-		t.Fatalf("sipp %s: no request in its message log:\n%s", scenario, msgs)
+	return m
+}
+
+// uasMessage waits for a MESSAGE at the UAS containing every substring.
+func (e *e2e) uasMessage(t *testing.T, subs ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	m, err := e.uas.WaitRequest(ctx, "MESSAGE", subs...)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return sent[0]
+	return m
+}
+
+func sipBody(t *testing.T, m string) (string, int) {
+	t.Helper()
+	body, n, err := lab.SIPBody(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return body, n
 }
 
 func jidBare(s string) string {
 	bare, _, _ := strings.Cut(s, "/")
 	return bare
-}
-
-func lastBytes(b []byte, n int) []byte { return b[max(0, len(b)-n):] }
-
-// uasMessage waits for a request in the UAS log whose text contains every
-// substring and returns it (start line, headers and body).
-func (e *e2e) uasMessage(t *testing.T, subs ...string) string {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		data, _ := os.ReadFile(e.uasLog)
-		for _, m := range sippMessages(data, "received") {
-			ok := strings.HasPrefix(m, "MESSAGE ")
-			for _, s := range subs {
-				ok = ok && strings.Contains(m, s)
-			}
-			if ok {
-				return m
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the SIP user agent received no MESSAGE containing %q", subs)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// sippMessages splits a sipp -message_file into the messages of one
-// direction: each follows a line "UDP message received [N] bytes :" or
-// "UDP message sent (N bytes):" and a blank line, and is exactly N bytes.
-var sippLogRe = regexp.MustCompile(`(?m)^UDP message (?:received \[(\d+)\] bytes :|sent \((\d+) bytes\):)\n\n`)
-
-func sippMessages(data []byte, dir string) []string {
-	group := 2 // submatch 1: received, 2: sent
-	if dir == "sent" {
-		group = 4
-	}
-	var out []string
-	for _, loc := range sippLogRe.FindAllSubmatchIndex(data, -1) {
-		if loc[group] < 0 {
-			continue
-		}
-		n, _ := strconv.Atoi(string(data[loc[group]:loc[group+1]]))
-		if start := loc[1]; start+n <= len(data) {
-			out = append(out, string(data[start:start+n]))
-		}
-	}
-	return out
-}
-
-// sipBody returns a SIP message's body and its Content-Length header.
-func sipBody(t *testing.T, m string) (body string, contentLength int) {
-	t.Helper()
-	head, body, ok := strings.Cut(m, "\r\n\r\n")
-	if !ok {
-		t.Fatalf("no end of headers in %q", m)
-	}
-	contentLength = -1
-	for _, line := range strings.Split(head, "\r\n") {
-		k, v, _ := strings.Cut(line, ":")
-		if strings.EqualFold(strings.TrimSpace(k), "Content-Length") || strings.TrimSpace(k) == "l" {
-			contentLength, _ = strconv.Atoi(strings.TrimSpace(v))
-		}
-	}
-	return body, contentLength
 }
 
 func TestEndToEnd(t *testing.T) {
