@@ -323,3 +323,63 @@ func TestLoopback(t *testing.T) {
 		}
 	})
 }
+
+// A side that fails stops the other, and Serve returns the failure.
+func TestServeFatal(t *testing.T) {
+	cfg := &config.Config{SIP: config.SIP{Domains: []string{"litware.test"},
+		Edge: config.Edge{Host: "127.0.0.1", Port: 9, Transport: "tcp"}}}
+	start := func(t *testing.T, sipListen string) (*gateway.Server, net.Listener, chan error) {
+		xln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv, err := gateway.New(cfg, gateway.WithXMPPListener(xln), gateway.WithSIPListen(sipListen),
+			gateway.WithSIPConfig(func(c *gwsip.Config) { c.KeepaliveInterval = -1 }))
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- srv.Serve(context.Background()) }()
+		return srv, xln, done
+	}
+	wait := func(t *testing.T, done chan error) error {
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(10 * time.Second):
+			t.Fatal("Serve kept running with one side down")
+			return nil
+		}
+	}
+	refused := func(t *testing.T, addr string) {
+		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+			c.Close()
+			t.Errorf("%s still accepts", addr)
+		}
+	}
+
+	t.Run("SIP cannot listen", func(t *testing.T) {
+		taken, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer taken.Close()
+		_, xln, done := start(t, taken.Addr().String())
+		if err := wait(t, done); err == nil || !strings.Contains(err.Error(), taken.Addr().String()) {
+			t.Errorf("Serve = %v, want the SIP listen failure naming %s", err, taken.Addr())
+		}
+		refused(t, xln.Addr().String())
+	})
+	t.Run("s2s listener fails while serving", func(t *testing.T) {
+		srv, xln, done := start(t, "127.0.0.1:0")
+		for deadline := time.Now().Add(5 * time.Second); srv.SIPAddr() == nil && time.Now().Before(deadline); {
+			time.Sleep(10 * time.Millisecond)
+		}
+		sipAddr := srv.SIPAddr().String()
+		xln.Close() // the accept loop fails, as on a dead interface
+		if err := wait(t, done); err == nil || !strings.Contains(err.Error(), "accept") {
+			t.Errorf("Serve = %v, want the accept failure", err)
+		}
+		refused(t, sipAddr)
+	})
+}

@@ -43,7 +43,7 @@ func (s *Server) subscribeFromSIP(_ context.Context, change sip.Change, sub sip.
 // none yet, so this only happens with a stored dialog of a later version.
 func (s *Server) notifyFromSIP(_ context.Context, sub sip.Subscription, req *gosip.Request) int {
 	s.log.Info("sip NOTIFY refused: presence is not relayed yet", "from", sub.RemoteURI, "to", sub.LocalURI,
-		"call-id", req.CallID().Value(), "status", 501)
+		"call-id", callID(req), "status", 501)
 	return 501
 }
 
