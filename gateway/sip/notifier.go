@@ -236,8 +236,26 @@ func (e *Endpoint) Notify(ctx context.Context, id DialogID, n Notification) erro
 	}
 	if n.State == StateTerminated {
 		e.end(ctx, d, n.Reason)
+	} else if err := e.setNotifierState(ctx, d, n.State); err != nil {
+		return err
 	}
 	return e.sendNotify(ctx, d, n)
+}
+
+// setNotifierState records the state a NOTIFY announces (pending ->
+// active when the watched user approves), so that the NOTIFY answering a
+// refresh, and a restart, keep announcing it.
+func (e *Endpoint) setNotifierState(ctx context.Context, d *dialog, st State) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.ended || d.sub.State == st {
+		return nil
+	}
+	d.sub.State = st
+	if err := e.cfg.Store.Put(ctx, d.sub.clone()); err != nil {
+		return fmt.Errorf("sip: NOTIFY on %s: store: %w", d.sub.ID, err)
+	}
+	return nil
 }
 
 // notifyDialog sends a NOTIFY in the background after a response.

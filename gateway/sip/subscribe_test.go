@@ -649,3 +649,43 @@ func TestNotify481EndsDialog(t *testing.T) {
 		t.Error("dialog still live after 481")
 	}
 }
+
+// A subscription accepted as pending and approved later with Notify keeps
+// announcing active: in the NOTIFY that answers a refresh and in the Store.
+func TestNotifyApprovalSticks(t *testing.T) {
+	p := newPKI(t)
+	ed := startEdge(t, p, "tcp", nil, nil)
+	notifies := ed.collectNotifies()
+	ed.serve()
+	h := newHandler()
+	h.subscribe = func(context.Context, gwsip.Change, gwsip.Subscription) gwsip.Answer { return gwsip.Answer{Status: 202} }
+	store := gwsip.NewMemoryStore()
+	ep, _, _ := gateway(t, p, ed, h, func(c *gwsip.Config) { c.Store = store })
+
+	sub := ed.subscribe("presence", 600)
+	res := ed.mustDo(sub)
+	if res.StatusCode != 200 {
+		t.Fatalf("SUBSCRIBE: %d", res.StatusCode)
+	}
+	id := next(t, h.subscribes, "HandleSubscribe").sub.ID
+	if n := nextReq(t, notifies, "first NOTIFY"); !strings.HasPrefix(subState(n), "pending") {
+		t.Fatalf("first NOTIFY %q, want pending", subState(n))
+	}
+	if err := ep.Notify(context.Background(), id, gwsip.Notification{State: gwsip.StateActive}); err != nil {
+		t.Fatal(err)
+	}
+	if n := nextReq(t, notifies, "approving NOTIFY"); !strings.HasPrefix(subState(n), "active") {
+		t.Fatalf("approving NOTIFY %q, want active", subState(n))
+	}
+	if all, _ := store.All(context.Background()); len(all) != 1 || all[0].State != gwsip.StateActive {
+		t.Errorf("store holds %+v, want one active subscription", all)
+	}
+	r := inDialog(t, sub, res, sip.SUBSCRIBE, 2)
+	r.AppendHeader(sip.NewHeader("Expires", "600"))
+	if rr := ed.mustDo(r); rr.StatusCode != 200 {
+		t.Fatalf("refresh: %d", rr.StatusCode)
+	}
+	if n := nextReq(t, notifies, "NOTIFY after refresh"); !strings.HasPrefix(subState(n), "active") {
+		t.Errorf("NOTIFY after refresh %q, want active", subState(n))
+	}
+}
