@@ -31,6 +31,7 @@ type Server struct {
 	ep     *sip.Endpoint
 	store  *sip.BoltStore // nil: subscriptions in memory
 	agent  string         // our host for SIP Warning headers
+	pres   presenceBook   // presence.go
 	drain  time.Duration
 
 	xmppLn   net.Listener
