@@ -193,15 +193,12 @@ func (b *presenceBook) sipPresenceOf(u jid.JID) (translate.Presence, bool) {
 	return p, ok
 }
 
-// markTold records that X got 'subscribed' for dialog id and reports
-// whether it had before.
-func (b *presenceBook) markTold(id sip.DialogID) (before bool) {
+// markTold records that X got 'subscribed' for dialog id.
+func (b *presenceBook) markTold(id sip.DialogID) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.init()
-	before = b.told[id]
 	b.told[id] = true
-	return before
 }
 
 func (b *presenceBook) wasTold(id sip.DialogID) bool {
@@ -757,55 +754,82 @@ func (s *Server) notifyFromSIP(ctx context.Context, sub sip.Subscription, req *g
 		s.log.Info("sip NOTIFY refused", "from", sub.RemoteURI, "to", sub.LocalURI, "status", m.Status, "cause", err)
 		return m.Status
 	}
+	r := readNotify(req, pair, s.pres.wasTold(sub.ID), s.pres.isLeaving(sub.ID))
+	if r.Cause != nil {
+		s.log.Info("sip NOTIFY refused", "call-id", callID(req), "status", r.Status, "cause", r.Cause)
+	}
+	if r.State.State == "" {
+		return r.Status
+	}
+	if r.PIDF != nil {
+		s.pres.setSIP(pair.u, *r.PIDF)
+	}
+	if r.Out.Told {
+		s.pres.markTold(sub.ID)
+	}
+	for _, p := range r.Stanzas {
+		s.toXMPP(ctx, p)
+	}
+	s.log.Info("sip NOTIFY relayed", "from", pair.u.String(), "to", pair.x.String(), "state", r.State.String(),
+		"stanzas", fmt.Sprint(r.Out.Stanzas), "resubscribe", r.Out.Resubscribe)
+	if r.State.State == translate.SubTerminated {
+		s.pres.forget(sub.ID)
+	}
+	if r.Out.Resubscribe {
+		s.resubscribeLater(sub.ID, pair, r.State.RetryAfter)
+	}
+	return r.Status
+}
+
+// notifyResult is what a NOTIFY on a dialog we created means.
+type notifyResult struct {
+	State   translate.SubscriptionState // State "" when the header was unreadable
+	Status  int                         // the answer to the NOTIFY
+	Cause   error                       // why Status is not 200
+	PIDF    *translate.Presence         // U's presence, when the body had one
+	Out     notifyOutcome
+	Stanzas []translate.Presence // for X, from U, in order
+}
+
+// readNotify reads a NOTIFY (Subscription-State, PIDF body) and decides
+// the stanzas for X. A body that is not PIDF (415) or not valid (400) is
+// refused, but the state change it came with still counts.
+func readNotify(req *gosip.Request, pair presencePair, told, leaving bool) notifyResult {
+	r := notifyResult{Status: 200}
 	var hdr string
 	if h := req.GetHeader("Subscription-State"); h != nil {
 		hdr = h.Value()
 	}
 	state, err := translate.ParseSubscriptionState(hdr)
 	if err != nil {
-		s.log.Info("sip NOTIFY refused", "call-id", callID(req), "status", 400, "cause", err)
-		return 400
+		r.Status, r.Cause = 400, err
+		return r
 	}
-	status := 200
-	var pidf *translate.Presence
+	r.State = state
 	if body := req.Body(); len(body) > 0 {
 		ct := ""
 		if h := req.ContentType(); h != nil {
 			ct = strings.ToLower(strings.TrimSpace(strings.Split(h.Value(), ";")[0]))
 		}
-		switch p, err := translate.PresenceFromPIDF(body); {
-		case ct != translate.ContentTypePIDF:
-			status = 415
-			s.log.Info("sip NOTIFY body ignored", "call-id", callID(req), "content-type", ct, "status", status)
-		case err != nil:
-			status = 400
-			s.log.Info("sip NOTIFY body refused", "call-id", callID(req), "status", status, "cause", err)
-		default:
-			pidf = &p
-			s.pres.setSIP(pair.u, p)
+		if ct != translate.ContentTypePIDF {
+			r.Status = 415
+			r.Cause = fmt.Errorf("%w: NOTIFY body of type %q, expected %s (RFC 3856 §7)", translate.ErrUnsupportedMedia, ct, translate.ContentTypePIDF)
+		} else if p, err := translate.PresenceFromPIDF(body); err != nil {
+			r.Status, r.Cause = 400, err
+		} else {
+			r.PIDF = &p
 		}
 	}
-	out := decideNotify(state, s.pres.wasTold(sub.ID), pidf != nil, s.pres.isLeaving(sub.ID))
-	if out.Told {
-		s.pres.markTold(sub.ID)
-	}
-	for _, t := range out.Stanzas {
-		p := translate.Presence{From: pair.u, To: pair.x, Type: t}
+	r.Out = decideNotify(state, told, r.PIDF != nil, leaving)
+	for _, t := range r.Out.Stanzas {
+		p := translate.Presence{Type: t}
 		if t == stanza.AvailablePresence {
-			p = *pidf
-			p.From, p.To = pair.u, pair.x
+			p = *r.PIDF // available or unavailable, as the document says
 		}
-		s.toXMPP(ctx, p)
+		p.From, p.To = pair.u, pair.x
+		r.Stanzas = append(r.Stanzas, p)
 	}
-	s.log.Info("sip NOTIFY relayed", "from", pair.u.String(), "to", pair.x.String(), "state", state.String(),
-		"stanzas", fmt.Sprint(out.Stanzas), "resubscribe", out.Resubscribe)
-	if state.State == translate.SubTerminated {
-		s.pres.forget(sub.ID)
-	}
-	if out.Resubscribe {
-		s.resubscribeLater(sub.ID, pair, state.RetryAfter)
-	}
-	return status
+	return r
 }
 
 // maxRetryAfter bounds how long a re-subscription waits for a notifier's
