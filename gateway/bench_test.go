@@ -1,9 +1,12 @@
 package gateway_test
 
 // BenchmarkRelaySIPToXMPP pushes SIP MESSAGEs through a running gateway to
-// an XMPP peer on loopback:
+// an XMPP peer on loopback, one way and there and back (the peer echoes
+// messages to echo<k>@peer.test, 64 conversations, which the gateway relays
+// to the Edge):
 //
 //	sipgo UA (this process) --TCP--> xgw (child process) --s2s, dialback--> xmpp.Server "peer.test" (this process)
+//	sipgo UA as the Edge    <--TCP-- xgw                  <--s2s, dialback-- (the echo)
 //
 // The gateway runs in a child process (this test binary re-executed, see
 // TestMain) so that its CPU time can be read alone from /proc/PID/stat
@@ -48,6 +51,9 @@ import (
 // benchChildEnv makes the test binary run a gateway instead of the tests.
 const benchChildEnv = "XGW_BENCH_GATEWAY_DNS"
 
+// benchEdgeEnv tells the child where the Edge listens (HOST:PORT, TCP).
+const benchEdgeEnv = "XGW_BENCH_EDGE"
+
 // benchProfileEnv names a file for the gateway child's CPU profile.
 const benchProfileEnv = "XGW_BENCH_CPUPROFILE"
 
@@ -67,9 +73,15 @@ func benchGatewayChild(dnsAddr string) int {
 		fmt.Fprintln(os.Stderr, "bench gateway:", err)
 		return 1
 	}
+	edgeHost, edgePort, err := net.SplitHostPort(os.Getenv(benchEdgeEnv))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench gateway:", benchEdgeEnv, err)
+		return 1
+	}
+	port, _ := strconv.Atoi(edgePort)
 	cfg := &config.Config{
 		SIP: config.SIP{Domains: []string{"litware.test"}, Listen: "127.0.0.1:0",
-			Edge: config.Edge{Host: "127.0.0.1", Port: 9, Transport: "tcp"}},
+			Edge: config.Edge{Host: edgeHost, Port: port, Transport: "tcp"}},
 		XMPP: config.XMPP{Federation: []config.Partner{{Domain: "peer.test", Auth: config.AuthDialback}}},
 	}
 	srv, err := gateway.New(cfg, gateway.WithXMPPListener(ln), gateway.WithDNSServer(dnsAddr),
@@ -101,30 +113,75 @@ func benchGatewayChild(dnsAddr string) int {
 	return 0
 }
 
-// benchPeer is the XMPP side: it notes when each message arrives.
-type benchPeer struct {
-	mu      sync.Mutex
-	arrived map[int]time.Time
-	notify  chan struct{}
+// arrivals notes when each numbered message arrived somewhere.
+type arrivals struct {
+	mu     sync.Mutex
+	at     map[int]time.Time
+	notify chan struct{}
 }
 
-func (p *benchPeer) HandleInbound(_ context.Context, st *xmpp.Stanza) error {
+func newArrivals() *arrivals {
+	return &arrivals{at: map[int]time.Time{}, notify: make(chan struct{}, 1)}
+}
+
+// note records message n, numbered by its Call-ID or thread "b-<n>".
+func (a *arrivals) note(id []byte) {
+	n, err := strconv.Atoi(string(id))
+	if err != nil {
+		return
+	}
+	a.mu.Lock()
+	a.at[n] = time.Now()
+	a.mu.Unlock()
+	select {
+	case a.notify <- struct{}{}:
+	default:
+	}
+}
+
+// wait returns the arrival times of ns, failing b after d.
+func (a *arrivals) wait(b *testing.B, ns []int, d time.Duration) []time.Time {
+	deadline := time.Now().Add(d)
+	for {
+		a.mu.Lock()
+		out := make([]time.Time, len(ns))
+		missing := 0
+		for i, n := range ns {
+			if out[i] = a.at[n]; out[i].IsZero() {
+				missing++
+			}
+		}
+		a.mu.Unlock()
+		if missing == 0 {
+			return out
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("%d of %d messages never arrived", missing, len(ns))
+		}
+		select {
+		case <-a.notify:
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// benchPeer is the XMPP side: it notes each message and sends those to
+// echo@peer.test back to their sender.
+type benchPeer struct {
+	srv     *xmpp.Server
+	arrived *arrivals
+}
+
+func (p *benchPeer) HandleInbound(ctx context.Context, st *xmpp.Stanza) error {
 	// The thread is the Call-ID "b-<n>" (RFC 7572 §5).
 	_, rest, ok := bytes.Cut(st.Inner, []byte("<thread>b-"))
 	if !ok {
 		return nil
 	}
 	num, _, _ := bytes.Cut(rest, []byte("<"))
-	n, err := strconv.Atoi(string(num))
-	if err != nil {
-		return nil
-	}
-	p.mu.Lock()
-	p.arrived[n] = time.Now()
-	p.mu.Unlock()
-	select {
-	case p.notify <- struct{}{}:
-	default:
+	p.arrived.note(num)
+	if strings.HasPrefix(st.To.Localpart(), "echo") {
+		return p.srv.Send(ctx, &xmpp.Stanza{Name: "message", From: st.To, To: st.From, Type: "chat", Inner: st.Inner})
 	}
 	return nil
 }
@@ -168,14 +225,45 @@ _xmpp-server._tcp.litware 60 IN SRV 0 5 %d litware.test.
 		b.Fatal(err)
 	}
 
-	peer := &benchPeer{arrived: map[int]time.Time{}, notify: make(chan struct{}, 1)}
+	peer := &benchPeer{arrived: newArrivals()}
 	ps, err := xmpp.New(xmpp.Config{Domains: []string{"peer.test"}, Resolver: res, Handler: peer,
 		Federation: []config.Partner{{Domain: "litware.test", Auth: config.AuthDialback}}})
 	if err != nil {
 		b.Fatal(err)
 	}
+	peer.srv = ps
 	go ps.Serve(context.Background(), peerLn)
 	b.Cleanup(func() { ps.Close() })
+
+	// The sender and the Edge: one sipgo user agent.
+	ua, err := sipgo.NewUA(sipgo.WithUserAgent("bench"), sipgo.WithUserAgentHostname("litware.test"),
+		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(slog.New(slog.DiscardHandler))),
+		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(slog.New(slog.DiscardHandler))))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { ua.Close() })
+	client, err := sipgo.NewClient(ua, sipgo.WithClientLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	edge, err := sipgo.NewServer(ua, sipgo.WithServerLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	atEdge := newArrivals()
+	edge.OnMessage(func(req *sip.Request, tx sip.ServerTransaction) {
+		if cid, ok := strings.CutPrefix(callIDOf(req), "b-"); ok {
+			atEdge.note([]byte(cid))
+		}
+		tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
+	})
+	edgeLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	go edge.ServeTCP(edgeLn)
+	b.Cleanup(func() { edgeLn.Close() })
 
 	// The gateway, in a child process that inherits its s2s listener.
 	lnFile, err := gwLn.(*net.TCPListener).File()
@@ -184,7 +272,7 @@ _xmpp-server._tcp.litware 60 IN SRV 0 5 %d litware.test.
 	}
 	gwLn.Close()
 	child := exec.Command(os.Args[0], "-test.run=^$")
-	child.Env = append(os.Environ(), benchChildEnv+"="+dns.Addr)
+	child.Env = append(os.Environ(), benchChildEnv+"="+dns.Addr, benchEdgeEnv+"="+edgeLn.Addr().String())
 	child.ExtraFiles = []*os.File{lnFile}
 	child.Stderr = os.Stderr
 	stdout, err := child.StdoutPipe()
@@ -213,21 +301,15 @@ _xmpp-server._tcp.litware 60 IN SRV 0 5 %d litware.test.
 		b.Fatalf("gateway child said %q: %v", line, err)
 	}
 
-	ua, err := sipgo.NewUA(sipgo.WithUserAgent("bench"), sipgo.WithUserAgentHostname("litware.test"),
-		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(slog.New(slog.DiscardHandler))),
-		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(slog.New(slog.DiscardHandler))))
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { ua.Close() })
-	client, err := sipgo.NewClient(ua, sipgo.WithClientLogger(slog.New(slog.DiscardHandler)))
-	if err != nil {
-		b.Fatal(err)
-	}
 	var seq atomic.Int64
-	send := func(ctx context.Context) (int, time.Time, error) {
+	send := func(ctx context.Context, user string) (int, time.Time, error) {
 		n := int(seq.Add(1))
-		to := sip.Uri{Scheme: "sip", User: "bob", Host: "peer.test"}
+		if user == "echo" {
+			// 64 conversations, as many users talking at once would be:
+			// messages of one conversation go to the Edge one at a time.
+			user += strconv.Itoa(n % 64)
+		}
+		to := sip.Uri{Scheme: "sip", User: user, Host: "peer.test"}
 		req := sip.NewRequest(sip.MESSAGE, to)
 		from := &sip.FromHeader{Address: sip.Uri{Scheme: "sip", User: "alice", Host: "litware.test"}, Params: sip.NewParams()}
 		from.Params.Add("tag", sip.GenerateTagN(8))
@@ -247,41 +329,27 @@ _xmpp-server._tcp.litware 60 IN SRV 0 5 %d litware.test.
 		}
 		return n, start, err
 	}
-	waitArrived := func(ns []int, d time.Duration) []time.Time {
-		deadline := time.Now().Add(d)
-		for {
-			peer.mu.Lock()
-			out := make([]time.Time, len(ns))
-			missing := 0
-			for i, n := range ns {
-				if out[i] = peer.arrived[n]; out[i].IsZero() {
-					missing++
-				}
-			}
-			peer.mu.Unlock()
-			if missing == 0 {
-				return out
-			}
-			if time.Now().After(deadline) {
-				b.Fatalf("%d of %d messages never reached the XMPP peer", missing, len(ns))
-			}
-			select {
-			case <-peer.notify:
-			case <-time.After(10 * time.Millisecond):
-			}
-		}
-	}
-
-	// Warm up: the first message opens the s2s stream (dialback both ways).
+	// Warm up: the first echo opens the s2s streams (dialback both ways).
 	ctx := context.Background()
-	n, _, err := send(ctx)
+	n, _, err := send(ctx, "echo")
 	if err != nil {
 		b.Fatal(err)
 	}
-	waitArrived([]int{n}, 10*time.Second)
+	atEdge.wait(b, []int{n}, 10*time.Second)
 
-	for _, window := range []int{1, 32} {
-		b.Run(fmt.Sprintf("inflight=%d", window), func(b *testing.B) {
+	for _, c := range []struct {
+		name   string
+		user   string    // echo: there and back
+		at     *arrivals // where a message counts as arrived
+		window int
+	}{
+		{"one-way/inflight=1", "bob", peer.arrived, 1},
+		{"one-way/inflight=32", "bob", peer.arrived, 32},
+		{"round-trip/inflight=1", "echo", atEdge, 1},
+		{"round-trip/inflight=32", "echo", atEdge, 32},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			window := c.window
 			ids := make([]int, b.N)
 			starts := make([]time.Time, b.N)
 			var next atomic.Int64
@@ -300,7 +368,7 @@ _xmpp-server._tcp.litware 60 IN SRV 0 5 %d litware.test.
 							return
 						}
 						rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-						n, start, err := send(rctx)
+						n, start, err := send(rctx, c.user)
 						cancel()
 						if err != nil {
 							firstErr.CompareAndSwap(nil, err)
@@ -310,7 +378,7 @@ _xmpp-server._tcp.litware 60 IN SRV 0 5 %d litware.test.
 				}()
 			}
 			wg.Wait()
-			arrived := waitArrived(ids, 30*time.Second)
+			arrived := c.at.wait(b, ids, 30*time.Second)
 			elapsed := time.Since(t0)
 			b.StopTimer()
 			cpu1 := cpuTicks(b, child.Process.Pid)
@@ -328,4 +396,11 @@ _xmpp-server._tcp.litware 60 IN SRV 0 5 %d litware.test.
 			b.ReportMetric(float64(cpu1-cpu0)*1e6/userHZ/float64(b.N), "gw-cpu-µs/msg")
 		})
 	}
+}
+
+func callIDOf(req *sip.Request) string {
+	if h := req.CallID(); h != nil {
+		return h.Value()
+	}
+	return ""
 }

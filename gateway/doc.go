@@ -10,9 +10,7 @@
 //
 // route.go holds the two Handler implementations and only routes: message
 // stanzas and SIP MESSAGE (text and typing) to message.go; presence stanzas
-// and SUBSCRIBE/NOTIFY to presence.go, which for now refuses them honestly
-// (service-unavailable, 501) with a log line until RFC 7248 presence is
-// written there.
+// and SUBSCRIBE/NOTIFY to presence.go (RFC 7248).
 //
 // # Messages and typing (RFC 7572, RFC 3994, XEP-0085)
 //
@@ -22,13 +20,16 @@
 // XMPP to SIP: translate.MessageFromInner and Mapper.MessageToSIP, then
 // sip.Endpoint.SendMessage through the Edge: a body (with or without a chat
 // state) is one text MESSAGE, a chat state alone an isComposing MESSAGE.
+// These run in lanes (lanes.go), one per conversation: in order within a
+// conversation, concurrently across them, so one partner stream is not held
+// to one message per Edge round trip.
 //
 // # Errors (RFC 7247 §6)
 //
-// XMPP to SIP, the outcome is known before the stanza is answered: a
-// non-2xx final response becomes the stanza error of
-// translate.ConditionForStatus, no response remote-server-timeout, an
-// unreachable Edge service-unavailable; the xmpp layer bounces it.
+// XMPP to SIP, the gateway waits for the Edge's final response: a non-2xx
+// becomes the stanza error of translate.ConditionForStatus, no response
+// remote-server-timeout, an unreachable Edge service-unavailable, and the
+// lane bounces the stanza to its sender (RFC 6120 §8.3.1).
 //
 // SIP to XMPP, the MESSAGE is answered once the stanza is written or
 // queued (200), or at once with translate.StatusForCondition of the pool's

@@ -204,11 +204,6 @@ func sipBody(t *testing.T, m string) (string, int) {
 	return body, n
 }
 
-func jidBare(s string) string {
-	bare, _, _ := strings.Cut(s, "/")
-	return bare
-}
-
 func TestEndToEnd(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -308,17 +303,5 @@ func TestEndToEnd(t *testing.T) {
 		e.runUAC(t, "uac-message.xml", "nobody@"+xmppDomain, "body", "hello nobody")
 		m := e.uasMessage(t, "From: <sip:nobody@"+xmppDomain+">", "not delivered")
 		t.Logf("notice:\n%s", m)
-	})
-	t.Run("presence refused honestly", func(t *testing.T) {
-		if err := e.bob.Subscribe(ctx, alice); err != nil {
-			t.Fatal(err)
-		}
-		got := wait(t, "bob's presence error", func(s lab.Stanza) bool {
-			return s.Name == "presence" && s.Type == "error" && jidBare(s.From) == alice
-		})
-		t.Logf("bob got %s", got.Raw)
-		if !strings.Contains(got.Raw, "service-unavailable") {
-			t.Errorf("presence error %s, want service-unavailable", got.Raw)
-		}
 	})
 }

@@ -27,6 +27,7 @@ type Server struct {
 	cfg    *config.Config
 	log    *slog.Logger
 	mapper *translate.Mapper
+	lanes  *lanes // XMPP -> SIP, one lane per conversation
 	xs     *xmpp.Server
 	ep     *sip.Endpoint
 	store  *sip.BoltStore // nil: subscriptions in memory
@@ -69,7 +70,8 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gateway: resolver: %w", err)
 	}
-	s := &Server{cfg: cfg, log: o.log, mapper: mapper, drain: o.drain, xmppLn: o.xmppLn, xmppAddr: cfg.XMPP.Listen}
+	s := &Server{cfg: cfg, log: o.log, mapper: mapper, drain: o.drain, xmppLn: o.xmppLn, xmppAddr: cfg.XMPP.Listen,
+		lanes: newLanes(DefaultMaxPending)}
 	s.agent = cfg.XMPP.InternalFQDN
 	if s.agent == "" && len(cfg.SIP.Domains) > 0 {
 		s.agent = cfg.SIP.Domains[0]

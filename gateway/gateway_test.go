@@ -42,7 +42,7 @@ type loop struct {
 
 // startLoop runs the gateway for litware.test. The peer refuses messages
 // to nobody@peer.test with item-not-found; the Edge answers 404 for
-// ghost@litware.test, 200 after 300 ms for slow@litware.test and 200 at
+// ghost@litware.test, 200 after 1 s for slow@litware.test and 200 at
 // once otherwise.
 func startLoop(t *testing.T) *loop {
 	t.Helper()
@@ -119,7 +119,7 @@ _xmpp-server._tcp.litware 60 IN SRV 0 5 %d litware.test.
 		case "ghost":
 			status, reason = 404, "Not Found"
 		case "slow":
-			time.Sleep(300 * time.Millisecond)
+			time.Sleep(time.Second)
 		}
 		tx.Respond(sip.NewResponseFromRequest(req, status, reason, nil))
 	})
@@ -281,15 +281,29 @@ func TestLoopback(t *testing.T) {
 			t.Errorf("peer got %s", st)
 		}
 	})
-	t.Run("presence is refused", func(t *testing.T) {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := l.peer.Send(ctx, &xmpp.Stanza{Name: "presence", Type: "subscribe", From: jid.MustParse("carol@peer.test"), To: jid.MustParse("alice@litware.test")}); err != nil {
-			t.Fatal(err)
+	t.Run("XMPP conversations do not wait for each other and keep their order", func(t *testing.T) {
+		start := time.Now()
+		l.xmppMessage("carol@peer.test", "slow@litware.test", "<body>take your time</body>")
+		for i := range 10 {
+			l.xmppMessage("carol@peer.test", "alice@litware.test", fmt.Sprintf("<body>%d</body>", i))
 		}
-		st := recv(t, l.peerIn, "presence error at the peer")
-		if st.Name != "presence" || st.Type != "error" || !strings.Contains(string(st.Inner), "service-unavailable") {
-			t.Errorf("peer got %s", st)
+		var slowSeen bool
+		for i := 0; i < 10; {
+			req := recv(t, l.edgeIn, "MESSAGE at the Edge")
+			if req.Recipient.User == "slow" {
+				slowSeen = true
+				continue
+			}
+			if got := string(req.Body()); got != fmt.Sprint(i) {
+				t.Errorf("message %d to alice arrived as %q: out of order", i, got)
+			}
+			i++
+		}
+		if d := time.Since(start); d > 800*time.Millisecond {
+			t.Errorf("10 messages to alice took %v: they waited for the Edge's slow answer to another conversation", d)
+		}
+		if !slowSeen {
+			recv(t, l.edgeIn, "MESSAGE to slow at the Edge")
 		}
 	})
 	t.Run("graceful stop delivers what is in flight and bounces what is queued", func(t *testing.T) {

@@ -80,22 +80,55 @@ func statusForSendError(err error) (int, string) {
 	return m.Status, m.Reason
 }
 
-// messageToSIP relays an XMPP message to the SIP user through the Edge
-// (RFC 7572 §4). A body, with or without a chat state, is one text/plain
-// MESSAGE; a chat state alone is an RFC 3994 isComposing MESSAGE. The
-// Edge's final response decides the outcome: 2xx delivers, anything else
-// returns an *xmpp.Error that the xmpp layer bounces to the sender with the
-// condition of RFC 7247 §6.2 (translate.ConditionForStatus); no answer in
-// time is remote-server-timeout, an unreachable Edge service-unavailable.
-//
-// It runs on the peer stream's reader, so messages of one stream reach the
-// Edge in the order they were sent.
-func (s *Server) messageToSIP(ctx context.Context, st *xmpp.Stanza) error {
+// queueToSIP hands an XMPP message to its conversation's lane (lanes.go)
+// and returns at once, so that the partner's stream keeps flowing while the
+// Edge answers. The lane relays it with messageToSIP and bounces it to its
+// sender itself when that fails: the xmpp layer's own bounce on a returned
+// error is only used when the message cannot even be queued.
+func (s *Server) queueToSIP(ctx context.Context, st *xmpp.Stanza) error {
 	if !s.enter() {
 		s.log.Info("xmpp message refused: gateway shutting down", "from", st.From.String(), "to", st.To.String(), "id", st.ID)
 		return &xmpp.Error{Type: xmpp.ErrorTypeWait, Condition: xmpp.CondServiceUnavailable, Text: "gateway shutting down"}
 	}
-	defer s.exit()
+	// The job outlives this call and the stream's context; SendMessage
+	// bounds it with the SIP request timeout.
+	bg := context.WithoutCancel(ctx)
+	err := s.lanes.submit(ctx, st.From.Bare().String()+" "+st.To.Bare().String(), func() {
+		defer s.exit()
+		if err := s.messageToSIP(bg, st); err != nil {
+			s.bounceToXMPP(bg, st, err)
+		}
+	})
+	if err != nil {
+		s.exit()
+		return &xmpp.Error{Type: xmpp.ErrorTypeWait, Condition: xmpp.CondResourceConstraint,
+			Text: "too many messages wait for the SIP side"}
+	}
+	return nil
+}
+
+// bounceToXMPP returns st to its sender with the error's condition (RFC
+// 6120 §8.3.1), as the xmpp layer does for errors a Handler returns.
+func (s *Server) bounceToXMPP(ctx context.Context, st *xmpp.Stanza, err error) {
+	var e *xmpp.Error
+	if !errors.As(err, &e) {
+		e = &xmpp.Error{Type: xmpp.ErrorTypeWait, Condition: xmpp.CondInternalServerError}
+	}
+	ctx, cancel := context.WithTimeout(ctx, noticeTimeout)
+	defer cancel()
+	if err := s.xs.Send(ctx, st.Bounce(e)); err != nil {
+		s.log.Warn("xmpp bounce not sent", "to", st.From.String(), "id", st.ID, "condition", e.Condition, "err", err)
+	}
+}
+
+// messageToSIP relays an XMPP message to the SIP user through the Edge
+// (RFC 7572 §4). A body, with or without a chat state, is one text/plain
+// MESSAGE; a chat state alone is an RFC 3994 isComposing MESSAGE. The
+// Edge's final response decides the outcome: 2xx delivers, anything else
+// returns an *xmpp.Error for the sender's bounce with the condition of
+// RFC 7247 §6.2 (translate.ConditionForStatus); no answer in time is
+// remote-server-timeout, an unreachable Edge service-unavailable.
+func (s *Server) messageToSIP(ctx context.Context, st *xmpp.Stanza) error {
 	head := stanza.Message{From: st.From, To: st.To, ID: st.ID, Type: stanza.MessageType(st.Type), Lang: st.Lang}
 	msg, err := translate.MessageFromInner(head, st.Inner)
 	if err != nil {

@@ -29,7 +29,7 @@ func (x xmppSide) HandleInbound(ctx context.Context, st *xmpp.Stanza) error {
 			x.s.messageBounced(ctx, st)
 			return nil
 		}
-		return x.s.messageToSIP(ctx, st)
+		return x.s.queueToSIP(ctx, st)
 	case "presence":
 		return x.s.presenceFromXMPP(ctx, st)
 	default: // iq result or error: we send no IQ requests yet
