@@ -11,6 +11,9 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/xgw-gateway/xgw/gateway"
+	"github.com/xgw-gateway/xgw/internal/certtest"
+	"github.com/xgw-gateway/xgw/internal/dnstest"
+	"github.com/xgw-gateway/xgw/internal/testenv"
 	"github.com/xgw-gateway/xgw/report"
 )
 
@@ -110,7 +113,11 @@ func listening(addr string) bool {
 // --force it logs the failed check, serves both listeners and stops with
 // exit 0 when its context ends (what SIGINT/SIGTERM do through Main).
 func TestServeChecksGate(t *testing.T) {
-	d := newDeployment(t)
+	// The scenarios' deployment without its Kamailio: the Edge is down here.
+	testenv.Netns(t)
+	d := &deployment{ca: certtest.NewCA(t, "Litware Lab CA"), other: certtest.NewCA(t, "Other CA")}
+	d.healthy = execTemplate(t, "healthy.zone.tmpl", healthyParams())
+	d.healthyDNS = dnstest.Start(t, "127.0.0.1:0", "litware.test", d.healthy).Addr
 	edgeDown := scenario{name: "Edge down", params: func(p *labParams) { p.EdgeIP = edgeDownIP }}
 	cfg, dnsAddr := d.render(t, t.TempDir(), edgeDown)
 	xmppAddr, sipAddr := gatewayIP+":5269", gatewayIP+":5061"
