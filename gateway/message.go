@@ -48,7 +48,7 @@ func (s *Server) messageFromSIP(ctx context.Context, req *gosip.Request) (int, s
 	msg, err := s.mapper.MessageFromSIP(req)
 	if err != nil {
 		m := translate.MapError(err)
-		s.log.Info("sip MESSAGE refused", "from", req.From().Address.String(), "to", req.Recipient.String(),
+		s.log.Info("sip MESSAGE refused", "from", fromOf(req), "to", req.Recipient.String(),
 			"call-id", callID(req), "status", m.Status, "cause", err)
 		return m.Status, m.Reason
 	}
@@ -268,6 +268,13 @@ func (b *bounce) condition() (cond, text string) {
 		cond = xmpp.CondUndefined
 	}
 	return cond, text
+}
+
+func fromOf(req *gosip.Request) string {
+	if h := req.From(); h != nil {
+		return h.Address.String()
+	}
+	return ""
 }
 
 func callID(req *gosip.Request) string {
