@@ -31,7 +31,6 @@ type Server struct {
 	xs     *xmpp.Server
 	ep     *sip.Endpoint
 	store  *sip.BoltStore // nil: subscriptions in memory
-	agent  string         // our host for SIP Warning headers
 	pres   presenceBook   // presence.go
 	drain  time.Duration
 
@@ -72,10 +71,6 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: o.log, mapper: mapper, drain: o.drain, xmppLn: o.xmppLn, xmppAddr: cfg.XMPP.Listen,
 		lanes: newLanes(DefaultMaxPending)}
-	s.agent = cfg.XMPP.InternalFQDN
-	if s.agent == "" && len(cfg.SIP.Domains) > 0 {
-		s.agent = cfg.SIP.Domains[0]
-	}
 
 	var store sip.Store
 	if o.stateDir != "" {

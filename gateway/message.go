@@ -17,7 +17,7 @@ import (
 )
 
 // typingIDPrefix marks the stanza id of a chat-state-only message from SIP.
-// translate's ids are hex, so the prefix cannot occur in them; a bounce
+// translate's ids are "s" and hex digits, so they never start with it; a bounce
 // carries the id back (RFC 6120 §8.3.1) and tells a failed typing
 // notification, which is only logged, from a failed text message, whose
 // sender is told.
