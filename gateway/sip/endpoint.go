@@ -41,6 +41,7 @@ type Endpoint struct {
 
 	dialogs dialogTable
 	health  health
+	resumed chan struct{} // closed once Serve reloaded the Store
 
 	// base ends when the endpoint closes; timers and keepalive use it.
 	base      context.Context
@@ -103,6 +104,7 @@ func New(cfg Config) (*Endpoint, error) {
 		sem:      make(chan struct{}, cfg.MaxConcurrent),
 		base:     base,
 		cancel:   cancel,
+		resumed:  make(chan struct{}),
 	}
 	e.dialogs.init()
 	srv.OnMessage(e.handle(e.onMessage))
@@ -204,6 +206,11 @@ func (e *Endpoint) Serve(ctx context.Context) error {
 	if err := e.resume(ctx); err != nil {
 		return err
 	}
+	select {
+	case <-e.resumed: // a second Serve
+	default:
+		close(e.resumed)
+	}
 	if e.cfg.KeepaliveInterval > 0 {
 		e.goTracked(func() { e.keepalive(e.base) })
 	}
@@ -231,6 +238,12 @@ func (e *Endpoint) Serve(ctx context.Context) error {
 		return fmt.Errorf("sip: serve: %w", err)
 	}
 }
+
+// Resumed is closed once Serve has reloaded the Store: from then on
+// Subscriptions lists the dialogs kept from the previous run. Requests
+// from the Edge are only handled after that; the gateway's other side
+// waits on it.
+func (e *Endpoint) Resumed() <-chan struct{} { return e.resumed }
 
 // Close stops timers and the keepalive, closes the listener and every
 // connection. Subscriptions stay in the Store for the next start. Calling

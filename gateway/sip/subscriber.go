@@ -112,17 +112,7 @@ func (e *Endpoint) Subscribe(ctx context.Context, r SubscribeRequest) (Subscript
 	id := tmpl.ID
 	id.RemoteTag = tagOf(res.To().Params)
 	if d, ok := e.dialogs.get(id); ok {
-		// The NOTIFY came first and made the dialog; the 2xx sets the
-		// duration.
-		d.mu.Lock()
-		d.sub.Expires = time.Now().Add(granted)
-		d.sub.Interval = tmpl.Interval
-		d.sub.LocalCSeq = max(d.sub.LocalCSeq, tmpl.LocalCSeq)
-		s := d.sub.clone()
-		err := e.cfg.Store.Put(ctx, s)
-		e.armLocked(d, refreshDelay(granted), func() { e.refresh(d) })
-		d.mu.Unlock()
-		return s, err
+		return e.adoptEarly(ctx, d, tmpl, granted)
 	}
 	s := tmpl
 	s.ID = id
@@ -136,12 +126,37 @@ func (e *Endpoint) Subscribe(ctx context.Context, r SubscribeRequest) (Subscript
 		return Subscription{}, fmt.Errorf("sip: store subscription %s: %w", s.ID, err)
 	}
 	d := newDialog(s)
+	e.dialogs.mu.Lock()
+	if early, ok := e.dialogs.m[id]; ok {
+		// A NOTIFY made the dialog while ours was being stored: it holds
+		// the newer state.
+		e.dialogs.mu.Unlock()
+		return e.adoptEarly(ctx, early, tmpl, granted)
+	}
+	e.dialogs.m[id] = d
+	e.dialogs.mu.Unlock()
 	d.mu.Lock()
 	e.armLocked(d, refreshDelay(granted), func() { e.refresh(d) })
 	d.mu.Unlock()
-	e.dialogs.put(d)
 	e.logDialog("sip: dialog created", s)
 	return s.clone(), nil
+}
+
+// adoptEarly completes a dialog that a NOTIFY created before our
+// SUBSCRIBE's 2xx was handled: the 2xx sets the duration.
+func (e *Endpoint) adoptEarly(ctx context.Context, d *dialog, tmpl Subscription, granted time.Duration) (Subscription, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.sub.Expires = time.Now().Add(granted)
+	d.sub.Interval = tmpl.Interval
+	d.sub.LocalCSeq = max(d.sub.LocalCSeq, tmpl.LocalCSeq)
+	s := d.sub.clone()
+	var err error
+	if !d.ended && s.State != StateTerminated {
+		err = e.cfg.Store.Put(ctx, s)
+		e.armLocked(d, refreshDelay(granted), func() { e.refresh(d) })
+	}
+	return s, err
 }
 
 // dropForks ends dialogs a NOTIFY created for a SUBSCRIBE that then failed.
