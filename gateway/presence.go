@@ -430,6 +430,10 @@ func (s *Server) presenceFromXMPP(ctx context.Context, st *xmpp.Stanza) error {
 		return &xmpp.Error{Type: xmpp.ErrorTypeWait, Condition: xmpp.CondServiceUnavailable, Text: "gateway shutting down"}
 	}
 	defer s.exit()
+	if !s.waitResumed(ctx) {
+		s.log.Info("xmpp presence refused: SIP subscriptions not reloaded yet", "from", st.From.String(), "to", st.To.String(), "type", st.Type)
+		return &xmpp.Error{Type: xmpp.ErrorTypeWait, Condition: xmpp.CondServiceUnavailable, Text: "gateway starting"}
+	}
 	x, u := st.From.Bare(), st.To.Bare()
 	pair := presencePair{x: x, u: u}
 	typ := stanza.PresenceType(st.Type)
@@ -448,6 +452,24 @@ func (s *Server) presenceFromXMPP(ctx context.Context, st *xmpp.Stanza) error {
 	s.log.Info("xmpp presence refused: unknown type", "from", st.From.String(), "to", st.To.String(), "type", st.Type)
 	return &xmpp.Error{Type: xmpp.ErrorTypeModify, Condition: xmpp.CondBadRequest,
 		Text: fmt.Sprintf("presence type %q; expected one of RFC 6121 §4.7.1", st.Type)}
+}
+
+// resumeWait bounds how long presence from XMPP waits for the SIP side to
+// reload its subscriptions after a start (a bbolt read: milliseconds).
+const resumeWait = 10 * time.Second
+
+// waitResumed holds presence that arrives while the SIP endpoint is still
+// reloading the stored dialogs, which would otherwise look absent.
+func (s *Server) waitResumed(ctx context.Context) bool {
+	t := time.NewTimer(resumeWait)
+	defer t.Stop()
+	select {
+	case <-s.ep.Resumed():
+		return true
+	case <-ctx.Done():
+	case <-t.C:
+	}
+	return false
 }
 
 // xmppWatch handles subscribe, probe and unsubscribe from X for U.
