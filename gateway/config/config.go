@@ -21,6 +21,8 @@ type Config struct {
 	XMPP   XMPP   `yaml:"xmpp"`
 	TLS    TLS    `yaml:"tls"`
 	Checks Checks `yaml:"checks"`
+	Admin  Admin  `yaml:"admin"`
+	Log    Log    `yaml:"log"`
 
 	// File is the path the config was read from ("" when read from a stream).
 	File string `yaml:"-"`
@@ -98,6 +100,23 @@ type Checks struct {
 	Timeout   Duration `yaml:"timeout"`
 }
 
+// Admin is the HTTP listener for operators: /metrics, /healthz, /readyz.
+type Admin struct {
+	// Listen is HOST:PORT; loopback by default, since metrics name partners.
+	Listen string `yaml:"listen"`
+	// Token, when set, is required as "Authorization: Bearer <token>" on
+	// /metrics; required when Listen is not a loopback address.
+	Token string `yaml:"token"`
+	// CheckInterval is how often serve re-runs the check suite for
+	// xgw_check_status.
+	CheckInterval Duration `yaml:"check_interval"`
+}
+
+// Log tunes serve's log; a SIGHUP applies a changed level.
+type Log struct {
+	Level string `yaml:"level"` // debug | info | warn | error ("": --log-level)
+}
+
 // Duration is a time.Duration written as "5s" in YAML.
 type Duration time.Duration
 
@@ -109,6 +128,9 @@ const (
 	DefaultTimeout       = Duration(5 * time.Second)
 	DefaultMaxStanzaSize = 256 << 10
 	XMPPServerPort       = 5269
+	DefaultAdminListen   = "127.0.0.1:9269"
+	DefaultCheckInterval = Duration(5 * time.Minute)
+	MinCheckInterval     = Duration(10 * time.Second)
 )
 
 // Auth modes of a federation partner.
@@ -134,6 +156,12 @@ func (c *Config) applyDefaults() {
 	}
 	if c.Checks.Timeout == 0 {
 		c.Checks.Timeout = DefaultTimeout
+	}
+	if c.Admin.Listen == "" {
+		c.Admin.Listen = DefaultAdminListen
+	}
+	if c.Admin.CheckInterval == 0 {
+		c.Admin.CheckInterval = DefaultCheckInterval
 	}
 	if c.XMPP.MaxStanzaSize == 0 {
 		c.XMPP.MaxStanzaSize = DefaultMaxStanzaSize

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Validate checks the values that decoded well: required keys, addresses,
@@ -87,7 +88,39 @@ func (c *Config) Validate() Errors {
 	if c.Checks.DNSServer != "" {
 		v.hostPort("checks.dns_server", c.Checks.DNSServer, false)
 	}
+	v.admin()
+	switch strings.ToLower(c.Log.Level) {
+	case "", "debug", "info", "warn", "error":
+	default:
+		v.add("log.level", strconv.Quote(c.Log.Level), "debug, info, warn or error", "leave it out to keep --log-level")
+	}
 	return v.errs
+}
+
+// admin checks the admin listener: an address, a token when it is reachable
+// from other hosts (metrics name partners and users' domains), and a check
+// interval that does not hammer the Edge and DNS.
+func (v *validator) admin() {
+	a := v.c.Admin
+	v.hostPort("admin.listen", a.Listen, true)
+	if host, _, err := net.SplitHostPort(a.Listen); err == nil && a.Token == "" && !loopback(host) {
+		v.add("admin.listen", strconv.Quote(a.Listen)+" (not a loopback address) without admin.token",
+			"a loopback address such as "+DefaultAdminListen+", or a token",
+			"keep the default "+DefaultAdminListen+" and scrape through a local agent, or set admin.token")
+	}
+	if a.CheckInterval < MinCheckInterval {
+		v.add("admin.check_interval", time.Duration(a.CheckInterval).String(), "at least "+time.Duration(MinCheckInterval).String(),
+			"leave it out for the default "+time.Duration(DefaultCheckInterval).String())
+	}
+}
+
+// loopback reports whether host is a loopback IP or "localhost".
+func loopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }
 
 // Path resolves a file name from the config relative to the config's folder.
