@@ -30,8 +30,17 @@ func usageError(err error) error {
 // Main runs xgw and returns the process exit code. It is the only place that
 // maps errors to exit codes.
 func Main() int {
+	// Started by the Windows service manager: it stops us, not a signal.
+	if code, ok := runAsService(execute); ok {
+		return code
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	return execute(ctx)
+}
+
+// execute runs the command line of os.Args until ctx ends.
+func execute(ctx context.Context) int {
 	root := NewRootCmd(SystemStreams())
 	err := root.ExecuteContext(ctx)
 	return exitCode(err, root.ErrOrStderr())
