@@ -5,14 +5,20 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
+	"time"
 
 	"github.com/mattn/go-isatty"
 	"github.com/spf13/cobra"
 	"github.com/xgw-gateway/xgw/checks"
 	"github.com/xgw-gateway/xgw/gateway"
+	"github.com/xgw-gateway/xgw/gateway/admin"
 	"github.com/xgw-gateway/xgw/gateway/config"
+	"github.com/xgw-gateway/xgw/gateway/metrics"
 	"github.com/xgw-gateway/xgw/report"
 )
 
@@ -25,6 +31,7 @@ type serveOptions struct {
 	logFormat string
 	dnsServer string
 	skip      []string
+	adminAddr string
 	// gatewayOpts are extra gateway options (tests inject listeners).
 	gatewayOpts []gateway.Option
 }
@@ -42,6 +49,16 @@ messages and typing notifications and mapping errors both ways.
 
 SIGINT or SIGTERM stops it gracefully: new messages are refused, those in
 flight are delivered or bounced, streams and the SIP endpoint close, exit 0.
+
+SIGHUP re-reads the config file and applies the federation allow list
+(xmpp.federation, open, deny), the certificates toward XMPP peers, the
+dialback secret, log.level and admin.token without dropping streams or
+dialogs; a bad file is refused with the reason logged and the old config
+stays; keys that need a restart are logged as such.
+
+The admin listener (admin.listen, default 127.0.0.1:9269, --admin-listen)
+serves /metrics (Prometheus), /healthz and /readyz, and re-runs the checks
+every admin.check_interval for xgw_check_status.
 
 Logs go to stderr: text on a terminal, JSON lines otherwise (--log-format).
 
@@ -74,6 +91,7 @@ the gateway failed, 2 bad flags or config.`,
 	f.StringVar(&o.logFormat, "log-format", "", "log format: text or json (default text on a terminal, json otherwise)")
 	f.StringVar(&o.dnsServer, "dns-server", "", "send every DNS query to HOST:PORT (default checks.dns_server, else the system resolver)")
 	f.StringSliceVar(&o.skip, "skip", nil, "do not run these check IDs before serving")
+	f.StringVar(&o.adminAddr, "admin-listen", "", "serve /metrics, /healthz and /readyz on HOST:PORT (default admin.listen, 127.0.0.1:9269)")
 	return cmd
 }
 
@@ -82,13 +100,20 @@ func runServe(ctx context.Context, s *Streams, o *serveOptions) error {
 	if err != nil {
 		return usageError(err)
 	}
-	log, err := newLogger(s.ErrOut, o.logLevel, o.logFormat)
+	level := new(slog.LevelVar)
+	log, err := newLevelLogger(s.ErrOut, level, o.logLevel, o.logFormat)
 	if err != nil {
 		return usageError(err)
 	}
 	cfg, err := config.LoadFile(o.path(s))
 	if err != nil {
 		return usageError(err)
+	}
+	if cfg.Log.Level != "" {
+		level.UnmarshalText([]byte(cfg.Log.Level)) // validated by config
+	}
+	if o.adminAddr != "" {
+		cfg.Admin.Listen = o.adminAddr
 	}
 	selected, err := checks.Select(checks.All(), nil, o.skip, false)
 	if err != nil {
@@ -118,21 +143,129 @@ func runServe(ctx context.Context, s *Streams, o *serveOptions) error {
 	if ctx.Err() != nil {
 		return nil // stopped while the checks ran
 	}
+	met := metrics.New()
 	opts := append([]gateway.Option{gateway.WithLogger(log), gateway.WithStateDir(o.stateDir),
-		gateway.WithDNSServer(o.dnsServer)}, o.gatewayOpts...)
+		gateway.WithDNSServer(o.dnsServer), gateway.WithMetrics(met)}, o.gatewayOpts...)
 	srv, err := gateway.New(cfg, opts...)
 	if err != nil {
 		return &exitError{code: report.ExitFailed, msg: err.Error()}
 	}
+	if err := met.Register(metrics.NewStateCollector(srv)); err != nil {
+		srv.Close()
+		return &exitError{code: report.ExitFailed, msg: err.Error()}
+	}
+	adminLn, err := net.Listen("tcp", cfg.Admin.Listen)
+	if err != nil {
+		srv.Close()
+		return &exitError{code: report.ExitFailed,
+			msg: fmt.Sprintf("admin.listen %s: %v (expected a free local port; change admin.listen or --admin-listen)", cfg.Admin.Listen, err)}
+	}
+	adm := admin.New(met.Handler(), srv.Ready, cfg.Admin.Token)
+	bg, stop := context.WithCancel(ctx)
+	defer stop()
+	go admin.Serve(bg, adminLn, adm)
+	log.Info("admin listening", "addr", adminLn.Addr().String(), "token", cfg.Admin.Token != "")
+
+	periodic := periodicChecks(selected)
+	met.SetChecks(checkResults(rep, periodic), time.Now())
+	go runChecksEvery(bg, time.Duration(cfg.Admin.CheckInterval), func() {
+		if rep, err := runSuite(bg, cfg, periodic, o.dnsServer, 0, false); err == nil {
+			met.SetChecks(checkResults(rep, periodic), time.Now())
+		}
+	})
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-bg.Done():
+				return
+			case <-hup:
+				reload(o.path(s), srv, adm, level, log)
+			}
+		}
+	}()
+
 	if err := srv.Serve(ctx); err != nil {
 		return &exitError{code: report.ExitFailed, msg: err.Error()}
 	}
 	return nil
 }
 
+// reload applies a re-read config file (SIGHUP); a file that does not load
+// is refused and the running config stays.
+func reload(path string, srv *gateway.Server, adm *admin.Handler, level *slog.LevelVar, log *slog.Logger) {
+	nc, err := config.LoadFile(path)
+	if err != nil {
+		log.Error("config reload refused: the running config stays", "file", path, "reason", err.Error())
+		return
+	}
+	if _, err := srv.Reload(nc); err != nil {
+		log.Error("config reload refused: the running config stays", "file", path, "reason", err.Error())
+		return
+	}
+	if nc.Log.Level != "" {
+		level.UnmarshalText([]byte(nc.Log.Level))
+	}
+	adm.SetToken(nc.Admin.Token)
+	log.Info("log level", "level", level.Level().String())
+}
+
+// notPeriodic are the checks the periodic run leaves out: they bind or
+// dial our own listening ports' addresses as a stand-in for the gateway,
+// which the running gateway holds (bind.* recognise xgw itself and stay).
+var notPeriodic = map[string]bool{"net.xmpp": true, "net.hairpin": true}
+
+func periodicChecks(selected []checks.Check) []checks.Check {
+	var out []checks.Check
+	for _, c := range selected {
+		if !notPeriodic[c.ID] {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// checkResults maps a report to xgw_check_status values (0 pass, 1 warn,
+// 2 fail, 3 skip), keeping only the checks in run.
+func checkResults(rep *report.Report, run []checks.Check) []metrics.CheckResult {
+	ids := map[string]bool{}
+	for _, c := range run {
+		ids[c.ID] = true
+	}
+	value := map[checks.Status]int{checks.Pass: 0, checks.Warn: 1, checks.Fail: 2, checks.Skip: 3}
+	var out []metrics.CheckResult
+	for _, r := range rep.Results {
+		if ids[r.ID] {
+			out = append(out, metrics.CheckResult{ID: r.ID, Target: r.Target, Status: value[r.Status]})
+		}
+	}
+	return out
+}
+
+// runChecksEvery calls run every interval until ctx ends.
+func runChecksEvery(ctx context.Context, interval time.Duration, run func()) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			run()
+		}
+	}
+}
+
 // newLogger builds the serve log: text on a terminal, JSON lines otherwise.
 func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
-	var lv slog.Level
+	return newLevelLogger(w, new(slog.LevelVar), level, format)
+}
+
+// newLevelLogger is newLogger with its level in lv, which a reload changes.
+func newLevelLogger(w io.Writer, lv *slog.LevelVar, level, format string) (*slog.Logger, error) {
 	if err := lv.UnmarshalText([]byte(level)); err != nil {
 		return nil, fmt.Errorf("--log-level %q: expected debug, info, warn or error", level)
 	}

@@ -12,9 +12,11 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/xgw-gateway/xgw/gateway/config"
+	"github.com/xgw-gateway/xgw/gateway/metrics"
 	"github.com/xgw-gateway/xgw/gateway/sip"
 	"github.com/xgw-gateway/xgw/gateway/translate"
 	"github.com/xgw-gateway/xgw/gateway/xmpp"
@@ -27,15 +29,22 @@ type Server struct {
 	cfg    *config.Config
 	log    *slog.Logger
 	mapper *translate.Mapper
-	lanes  *lanes // XMPP -> SIP, one lane per conversation
-	xs     *xmpp.Server
-	ep     *sip.Endpoint
+	lanes  *lanes      // XMPP -> SIP, one lane per conversation
+	xs     xmppServer  // counts stanzas sent (observe.go)
+	ep     sipEndpoint // counts requests sent
+	met    *metrics.Metrics
 	store  *sip.BoltStore // nil: subscriptions in memory
 	pres   presenceBook   // presence.go
 	drain  time.Duration
 
 	xmppLn   net.Listener
 	xmppAddr string
+
+	// What Reload replaces (reload.go): our certificates, and the
+	// configured partners that name xgw_xmpp_streams' partner label.
+	certs    atomic.Pointer[certSet] // nil: no TLS toward XMPP peers
+	partners atomic.Pointer[map[string]bool]
+	serving  atomic.Bool // Serve runs and does not drain: Ready
 
 	// inflight counts handler calls under way, so a graceful stop waits
 	// for them; draining makes new ones refuse with "shutting down".
@@ -70,7 +79,9 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 		return nil, fmt.Errorf("gateway: resolver: %w", err)
 	}
 	s := &Server{cfg: cfg, log: o.log, mapper: mapper, drain: o.drain, xmppLn: o.xmppLn, xmppAddr: cfg.XMPP.Listen,
-		lanes: newLanes(DefaultMaxPending)}
+		lanes: newLanes(DefaultMaxPending), met: o.metrics}
+	s.partners.Store(partnerSet(cfg.XMPP.Federation))
+	s.xs.met, s.ep.met = o.metrics, o.metrics
 
 	var store sip.Store
 	if o.stateDir != "" {
@@ -102,7 +113,7 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 	for _, f := range o.tuneSIP {
 		f(&sc)
 	}
-	if s.ep, err = sip.New(sc); err != nil {
+	if s.ep.Endpoint, err = sip.New(sc); err != nil {
 		return fail(fmt.Errorf("gateway: %w", err))
 	}
 
@@ -116,50 +127,82 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 		MaxStanzaSize:  cfg.XMPP.MaxStanzaSize,
 		Handler:        xmppSide{s},
 		Logger:         o.log.With("side", "xmpp"),
+		OnDialback:     o.metrics.Dialback,
 	}
-	if xc.TLS, err = xmppTLS(cfg, sc.Certificate); err != nil {
+	if xc.TLS, err = s.xmppTLS(cfg, sc.Certificate); err != nil {
 		s.ep.Close()
 		return fail(fmt.Errorf("gateway: %w", err))
 	}
 	for _, f := range o.tuneXMPP {
 		f(&xc)
 	}
-	if s.xs, err = xmpp.New(xc); err != nil {
+	if s.xs.Server, err = xmpp.New(xc); err != nil {
 		s.ep.Close()
 		return fail(fmt.Errorf("gateway: %w", err))
 	}
 	return s, nil
 }
 
-// xmppTLS is our identity toward XMPP peers: tls.cert, plus the
-// certificate of tls.domains chosen by SNI. Peers' certificates verify
-// against the system roots (RootCAs nil): tls.ca is the Edge's CA, not the
-// federation's.
-func xmppTLS(cfg *config.Config, main *tls.Certificate) (*tls.Config, error) {
+// xmppTLS is our identity toward XMPP peers: the certificate of
+// tls.domains chosen by SNI, else tls.cert. It is read through
+// GetCertificate from s.certs, so that Reload's new certificates serve the
+// next handshake while established streams keep theirs. Peers'
+// certificates verify against the system roots (RootCAs nil): tls.ca is the
+// Edge's CA, not the federation's.
+func (s *Server) xmppTLS(cfg *config.Config, main *tls.Certificate) (*tls.Config, error) {
+	cs, err := loadCerts(cfg, main)
+	if err != nil || cs == nil {
+		return nil, err
+	}
+	s.certs.Store(cs)
+	return &tls.Config{GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+		return s.certs.Load().pick(hello.ServerName), nil
+	}}, nil
+}
+
+// certSet is our certificates toward XMPP peers.
+type certSet struct {
+	main     *tls.Certificate // tls.cert; nil when only tls.domains is set
+	byDomain map[string]*tls.Certificate
+}
+
+// loadCerts reads tls.domains; main is tls.cert, already read. nil, nil
+// when there is no certificate at all (no TLS).
+func loadCerts(cfg *config.Config, main *tls.Certificate) (*certSet, error) {
 	if main == nil && len(cfg.TLS.Domains) == 0 {
 		return nil, nil
 	}
-	c := &tls.Config{}
-	if main != nil {
-		c.Certificates = []tls.Certificate{*main}
-	}
-	if len(cfg.TLS.Domains) == 0 {
-		return c, nil
-	}
-	byDomain := map[string]*tls.Certificate{}
+	cs := &certSet{main: main, byDomain: map[string]*tls.Certificate{}}
 	for _, d := range cfg.TLS.Domains {
 		pair, err := tls.LoadX509KeyPair(cfg.Path(d.Cert), cfg.Path(d.Key))
 		if err != nil {
 			return nil, fmt.Errorf("tls.domains %s: %w (expected a PEM certificate and its private key)", d.Domain, err)
 		}
-		byDomain[strings.ToLower(d.Domain)] = &pair
+		cs.byDomain[strings.ToLower(d.Domain)] = &pair
 	}
-	// nil, nil falls back to Certificates (crypto/tls), and gateway/xmpp
-	// then offers TLS only when tls.cert names the domain.
-	c.GetCertificate = func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
-		return byDomain[strings.ToLower(hello.ServerName)], nil
+	return cs, nil
+}
+
+// pick chooses the certificate for a server name: the domain's own, else
+// tls.cert when it names the domain (or no name was asked), else nil;
+// gateway/xmpp then offers no TLS for that domain.
+func (cs *certSet) pick(name string) *tls.Certificate {
+	if c := cs.byDomain[strings.ToLower(name)]; c != nil {
+		return c
 	}
-	return c, nil
+	if cs.main != nil && (name == "" || cs.main.Leaf == nil || cs.main.Leaf.VerifyHostname(name) == nil) {
+		return cs.main
+	}
+	return nil
+}
+
+// partnerSet is the configured partners' domains, lower case.
+func partnerSet(ps []config.Partner) *map[string]bool {
+	m := make(map[string]bool, len(ps))
+	for _, p := range ps {
+		m[strings.ToLower(p.Domain)] = true
+	}
+	return &m
 }
 
 // Listen binds xmpp.listen (unless a listener was injected) and the SIP
@@ -216,6 +259,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	errc := make(chan error, 2)
 	go func() { errc <- s.xs.Serve(xctx, s.xmppLn) }()
 	go func() { errc <- s.ep.Serve(sctx) }()
+	s.serving.Store(true)
 	s.log.Info("gateway serving", "xmpp", s.XMPPAddr().String(), "sip", s.SIPAddr().String(),
 		"domains", s.cfg.SIP.Domains, "edge", net.JoinHostPort(s.cfg.SIP.Edge.Host, fmt.Sprint(s.cfg.SIP.Edge.Port)))
 
@@ -233,6 +277,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 
 	// 1. Refuse new work, stop accepting s2s streams, let handlers finish.
+	s.serving.Store(false)
 	s.mu.Lock()
 	s.draining = true
 	s.mu.Unlock()

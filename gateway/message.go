@@ -11,6 +11,7 @@ import (
 	gosip "github.com/emiago/sipgo/sip"
 	"mellium.im/xmpp/stanza"
 
+	"github.com/xgw-gateway/xgw/gateway/metrics"
 	"github.com/xgw-gateway/xgw/gateway/sip"
 	"github.com/xgw-gateway/xgw/gateway/translate"
 	"github.com/xgw-gateway/xgw/gateway/xmpp"
@@ -40,6 +41,7 @@ const noticeTimeout = 5 * time.Second
 // be set up, or the partner bounced the message) reaches messageBounced,
 // which tells the sender with a MESSAGE of its own.
 func (s *Server) messageFromSIP(ctx context.Context, req *gosip.Request) (int, string) {
+	start := time.Now()
 	if !s.enter() {
 		s.log.Info("sip MESSAGE refused: gateway shutting down", "call-id", callID(req), "status", 503)
 		return 503, "Service Unavailable"
@@ -60,10 +62,12 @@ func (s *Server) messageFromSIP(ctx context.Context, req *gosip.Request) (int, s
 		Lang: msg.Lang, Inner: msg.AppendInner(nil)}
 	if err := s.xs.Send(ctx, st); err != nil {
 		status, reason := statusForSendError(err)
+		s.met.Bounce("sip", conditionOf(err))
 		s.log.Info("sip MESSAGE not relayed", "from", msg.From.String(), "to", msg.To.String(),
 			"call-id", msg.Thread, "status", status, "cause", err)
 		return status, reason
 	}
+	s.met.Relayed(metrics.SIPToXMPP, start)
 	return 200, "OK"
 }
 
@@ -93,13 +97,18 @@ func (s *Server) queueToSIP(ctx context.Context, st *xmpp.Stanza) error {
 	// The job outlives this call and the stream's context; SendMessage
 	// bounds it with the SIP request timeout.
 	bg := context.WithoutCancel(ctx)
+	start := time.Now()
 	err := s.lanes.submit(ctx, st.From.Bare().String()+" "+st.To.Bare().String(), func() {
 		defer s.exit()
 		if err := s.messageToSIP(bg, st); err != nil {
+			s.met.Bounce("xmpp", conditionOf(err))
 			s.bounceToXMPP(bg, st, err)
+			return
 		}
+		s.met.Relayed(metrics.XMPPToSIP, start)
 	})
 	if err != nil {
+		s.met.Bounce("xmpp", xmpp.CondResourceConstraint)
 		s.exit()
 		return &xmpp.Error{Type: xmpp.ErrorTypeWait, Condition: xmpp.CondResourceConstraint,
 			Text: "too many messages wait for the SIP side"}
@@ -205,6 +214,7 @@ func (s *Server) messageBounced(ctx context.Context, st *xmpp.Stanza) {
 			"id", st.ID, "condition", cond, "text", text)
 		return
 	}
+	s.met.Bounce("sip", cond)
 	notice := "[xgw] Your message to " + st.From.Bare().String() + " was not delivered: " + cond
 	if text != "" {
 		notice += " (" + text + ")"

@@ -5,6 +5,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/xgw-gateway/xgw/gateway/metrics"
 	"github.com/xgw-gateway/xgw/gateway/sip"
 	"github.com/xgw-gateway/xgw/gateway/xmpp"
 )
@@ -19,6 +20,7 @@ type options struct {
 	stateDir  string
 	dnsServer string
 	drain     time.Duration
+	metrics   *metrics.Metrics
 	tuneSIP   []func(*sip.Config)
 	tuneXMPP  []func(*xmpp.Config)
 }
@@ -64,3 +66,7 @@ func WithSIPConfig(f func(*sip.Config)) Option {
 func WithXMPPConfig(f func(*xmpp.Config)) Option {
 	return func(o *options) { o.tuneXMPP = append(o.tuneXMPP, f) }
 }
+
+// WithMetrics counts the gateway's traffic in m (the admin listener's
+// /metrics); register metrics.NewStateCollector(server) for the gauges.
+func WithMetrics(m *metrics.Metrics) Option { return func(o *options) { o.metrics = m } }

@@ -21,6 +21,7 @@ type xmppSide struct{ s *Server }
 var _ xmpp.Handler = xmppSide{}
 
 func (x xmppSide) HandleInbound(ctx context.Context, st *xmpp.Stanza) error {
+	x.s.met.Stanza("in", st.Name)
 	switch st.Name {
 	case "message":
 		if st.Type == "error" {
@@ -44,15 +45,21 @@ type sipSide struct{ s *Server }
 var _ sip.Handler = sipSide{}
 
 func (x sipSide) HandleMessage(ctx context.Context, req *gosip.Request) (int, string) {
-	return x.s.messageFromSIP(ctx, req)
+	status, reason := x.s.messageFromSIP(ctx, req)
+	x.s.met.SIPRequest("in", "MESSAGE", status)
+	return status, reason
 }
 
 func (x sipSide) HandleSubscribe(ctx context.Context, change sip.Change, sub sip.Subscription) sip.Answer {
-	return x.s.subscribeFromSIP(ctx, change, sub)
+	a := x.s.subscribeFromSIP(ctx, change, sub)
+	x.s.met.SIPRequest("in", "SUBSCRIBE", a.Status)
+	return a
 }
 
 func (x sipSide) HandleNotify(ctx context.Context, sub sip.Subscription, req *gosip.Request) int {
-	return x.s.notifyFromSIP(ctx, sub, req)
+	status := x.s.notifyFromSIP(ctx, sub, req)
+	x.s.met.SIPRequest("in", "NOTIFY", status)
+	return status
 }
 
 func (x sipSide) HandleEnded(ctx context.Context, sub sip.Subscription, reason string) {

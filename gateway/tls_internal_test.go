@@ -10,7 +10,8 @@ import (
 	"github.com/xgw-gateway/xgw/internal/certtest"
 )
 
-// tls.domains: the SIP domain's own certificate by SNI, else tls.cert.
+// tls.domains: the SIP domain's own certificate by SNI, else tls.cert when
+// it names the domain (or no name was asked).
 func TestXMPPTLS(t *testing.T) {
 	ca := certtest.NewCA(t, "Test CA")
 	main := ca.Issue(t, certtest.Leaf{CN: "xgw-int.litware.test", DNSNames: []string{"xgw-int.litware.test", "litware.test"}, ECDSA: true})
@@ -19,18 +20,19 @@ func TestXMPPTLS(t *testing.T) {
 	cfg := &config.Config{File: filepath.Join(dir, "xgw.yaml"),
 		TLS: config.TLS{Domains: []config.DomainCert{{Domain: "college.litware.test", Cert: "cert.pem", Key: "key.pem"}}}}
 
-	c, err := xmppTLS(cfg, &main.TLS)
+	c, err := (&Server{}).xmppTLS(cfg, &main.TLS)
 	if err != nil {
 		t.Fatal(err)
 	}
 	tests := []struct {
 		sni    string
-		wantCN string // "" : GetCertificate defers to Certificates
+		wantCN string // "": no certificate for that name
 	}{
 		{"college.litware.test", "college.litware.test"},
 		{"COLLEGE.litware.test", "college.litware.test"},
-		{"litware.test", ""},
-		{"", ""},
+		{"litware.test", "xgw-int.litware.test"},
+		{"", "xgw-int.litware.test"},
+		{"fabrikam.test", ""},
 	}
 	for _, tt := range tests {
 		t.Run("SNI "+tt.sni, func(t *testing.T) {
@@ -40,25 +42,22 @@ func TestXMPPTLS(t *testing.T) {
 			}
 			switch {
 			case tt.wantCN == "" && got != nil:
-				t.Errorf("got %s, want the fallback to tls.cert", got.Leaf.Subject.CommonName)
+				t.Errorf("got %s, want none", got.Leaf.Subject.CommonName)
 			case tt.wantCN != "" && (got == nil || got.Leaf.Subject.CommonName != tt.wantCN):
 				t.Errorf("got %v, want %s", got, tt.wantCN)
 			}
 		})
 	}
-	if len(c.Certificates) != 1 || c.Certificates[0].Leaf.Subject.CommonName != "xgw-int.litware.test" {
-		t.Errorf("Certificates = %v, want tls.cert", c.Certificates)
-	}
 
 	t.Run("unreadable file names the domain", func(t *testing.T) {
 		bad := *cfg
 		bad.TLS.Domains = []config.DomainCert{{Domain: "college.litware.test", Cert: "absent.pem", Key: "key.pem"}}
-		if _, err := xmppTLS(&bad, nil); err == nil || !strings.Contains(err.Error(), "tls.domains college.litware.test") {
+		if _, err := (&Server{}).xmppTLS(&bad, nil); err == nil || !strings.Contains(err.Error(), "tls.domains college.litware.test") {
 			t.Errorf("err = %v", err)
 		}
 	})
 	t.Run("no certificates at all", func(t *testing.T) {
-		if c, err := xmppTLS(&config.Config{}, nil); c != nil || err != nil {
+		if c, err := (&Server{}).xmppTLS(&config.Config{}, nil); c != nil || err != nil {
 			t.Errorf("got %v, %v; want nil, nil (no STARTTLS)", c, err)
 		}
 	})

@@ -62,3 +62,15 @@ func (k *keyring) valid(key, receiving, originating, streamID string) bool {
 	}
 	return ok
 }
+
+// dialbackDone reports a dialback outcome to Config.OnDialback; a result
+// other than valid or invalid (a dialback error) counts as "error".
+func (s *Server) dialbackDone(direction, result string) {
+	if s.cfg.OnDialback == nil {
+		return
+	}
+	if result != "valid" && result != "invalid" {
+		result = "error"
+	}
+	s.cfg.OnDialback(direction, result)
+}

@@ -81,6 +81,7 @@ func (s *Server) serveInbound(conn net.Conn) {
 		authed:  map[pair]string{},
 		pending: map[pair]bool{},
 	}
+	in.st.traceAs(s.cfg.Tracer, in.peer, "", "", false)
 	in.ctx, in.cancel = context.WithCancel(s.ctx)
 	defer in.cancel()
 	if !s.track(in, "") {
@@ -173,6 +174,7 @@ func (in *inStream) open(h *header) error {
 		in.certErr = s.verifyPeer(in.certs, in.remote)
 	}
 	in.id = newStreamID()
+	in.st.traceLabel(in.id, in.local, in.remote)
 	if first {
 		s.log.Info("xmpp stream opened", "dir", "in", "peer", in.peer, "local", in.local, "remote", in.remote)
 	}
@@ -384,14 +386,17 @@ func (in *inStream) finishResult(p pair, id, key string) {
 	in.mu.Unlock()
 	switch {
 	case derr != nil:
+		s.dialbackDone("in", "error")
 		in.log("xmpp dialback failed", "pair", p.remote+"->"+p.local, "reason", derr.Error())
 		in.dbError("result", p.local, p.remote, "", derr.Condition, derr.Text)
 	case valid:
+		s.dialbackDone("in", "valid")
 		if in.st.write(dbAnswer("result", p.local, p.remote, "", "valid")) == nil {
 			in.authenticated(p, "dialback")
 		}
 	default:
 		// XEP-0220 §2.2.1: log, answer invalid and close the stream.
+		s.dialbackDone("in", "invalid")
 		in.log("xmpp stream refused", "pair", p.remote+"->"+p.local, "reason", "dialback key invalid: the authoritative server of "+p.remote+" did not confirm it (spoofed sender?)")
 		in.st.write(dbAnswer("result", p.local, p.remote, "", "invalid"))
 		in.st.close()

@@ -393,6 +393,7 @@ func (oc *outConn) dialback() (string, error) {
 			oc.log("xmpp unexpected element during dialback", "element", elementString(el))
 			continue
 		}
+		oc.srv.dialbackDone("out", el.attr("type"))
 		switch el.attr("type") {
 		case "valid":
 			return "dialback", nil

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/xgw-gateway/xgw/gateway/config"
+	"github.com/xgw-gateway/xgw/gateway/trace"
 	"github.com/xgw-gateway/xgw/internal/resolve"
 )
 
@@ -87,8 +88,15 @@ type Config struct {
 	// Handler gets inbound stanzas; nil refuses them with service-unavailable.
 	Handler Handler
 	Logger  *slog.Logger
+	// OnDialback, when set, is told each dialback outcome: direction "in"
+	// (a peer's claim we verified) or "out" (ours), result "valid",
+	// "invalid" or "error" (metrics).
+	OnDialback func(direction, result string)
 	// Dial opens TCP connections (nil: net.Dialer with ConnectTimeout).
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// Tracer records every stream header, element and stanza read or
+	// written, after TLS (nil: no trace, no cost).
+	Tracer *trace.Tracer
 }
 
 // Server is the s2s endpoint for all our domains.
