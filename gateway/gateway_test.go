@@ -43,8 +43,8 @@ type loop struct {
 // startLoop runs the gateway for litware.test. The peer refuses messages
 // to nobody@peer.test with item-not-found; the Edge answers 404 for
 // ghost@litware.test, 200 after 1 s for slow@litware.test and 200 at
-// once otherwise.
-func startLoop(t *testing.T) *loop {
+// once otherwise. opts come after the loop's own gateway options.
+func startLoop(t *testing.T, opts ...gateway.Option) *loop {
 	t.Helper()
 	gwLn, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -132,10 +132,10 @@ _xmpp-server._tcp.litware 60 IN SRV 0 5 %d litware.test.
 		XMPP: config.XMPP{Federation: []config.Partner{{Domain: "peer.test", Auth: config.AuthDialback},
 			{Domain: "silent.test", Auth: config.AuthDialback}}},
 	}
-	l.srv, err = gateway.New(cfg, gateway.WithXMPPListener(gwLn), gateway.WithSIPListen("127.0.0.1:0"),
+	l.srv, err = gateway.New(cfg, append([]gateway.Option{gateway.WithXMPPListener(gwLn), gateway.WithSIPListen("127.0.0.1:0"),
 		gateway.WithDNSServer(dns.Addr), gateway.WithStateDir(t.TempDir()), gateway.WithDrainTimeout(3*time.Second),
 		gateway.WithLogger(slog.New(slog.NewTextHandler(l.logs, nil))),
-		gateway.WithSIPConfig(func(c *gwsip.Config) { c.KeepaliveInterval = -1 }))
+		gateway.WithSIPConfig(func(c *gwsip.Config) { c.KeepaliveInterval = -1 })}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
