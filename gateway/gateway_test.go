@@ -132,10 +132,11 @@ _xmpp-server._tcp.litware 60 IN SRV 0 5 %d litware.test.
 		XMPP: config.XMPP{Federation: []config.Partner{{Domain: "peer.test", Auth: config.AuthDialback},
 			{Domain: "silent.test", Auth: config.AuthDialback}}},
 	}
-	l.srv, err = gateway.New(cfg, append([]gateway.Option{gateway.WithXMPPListener(gwLn), gateway.WithSIPListen("127.0.0.1:0"),
-		gateway.WithDNSServer(dns.Addr), gateway.WithStateDir(t.TempDir()), gateway.WithDrainTimeout(3*time.Second),
+	base := []gateway.Option{gateway.WithXMPPListener(gwLn), gateway.WithSIPListen("127.0.0.1:0"),
+		gateway.WithDNSServer(dns.Addr), gateway.WithStateDir(t.TempDir()), gateway.WithDrainTimeout(3 * time.Second),
 		gateway.WithLogger(slog.New(slog.NewTextHandler(l.logs, nil))),
-		gateway.WithSIPConfig(func(c *gwsip.Config) { c.KeepaliveInterval = -1 })}, opts...)...)
+		gateway.WithSIPConfig(func(c *gwsip.Config) { c.KeepaliveInterval = -1 })}
+	l.srv, err = gateway.New(cfg, append(base, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
