@@ -106,6 +106,7 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 		return fail(fmt.Errorf("gateway: %w", err))
 	}
 	sc.Resolver = res.NetResolver()
+	sc.Tracer = o.tracer
 	if o.sipListen != "" {
 		sc.Listen = o.sipListen
 		sc.Contact = "" // the bound address, since the test chose it
@@ -127,6 +128,7 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 		MaxStanzaSize:  cfg.XMPP.MaxStanzaSize,
 		Handler:        xmppSide{s},
 		Logger:         o.log.With("side", "xmpp"),
+		Tracer:         o.tracer,
 		OnDialback:     o.metrics.Dialback,
 	}
 	if xc.TLS, err = s.xmppTLS(cfg, sc.Certificate); err != nil {

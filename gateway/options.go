@@ -7,6 +7,7 @@ import (
 
 	"github.com/xgw-gateway/xgw/gateway/metrics"
 	"github.com/xgw-gateway/xgw/gateway/sip"
+	"github.com/xgw-gateway/xgw/gateway/trace"
 	"github.com/xgw-gateway/xgw/gateway/xmpp"
 )
 
@@ -23,6 +24,7 @@ type options struct {
 	metrics   *metrics.Metrics
 	tuneSIP   []func(*sip.Config)
 	tuneXMPP  []func(*xmpp.Config)
+	tracer    *trace.Tracer
 }
 
 // DefaultStateDir holds the subscription store (subscriptions.db).
@@ -54,6 +56,11 @@ func WithDNSServer(addr string) Option { return func(o *options) { o.dnsServer =
 
 // WithDrainTimeout bounds the graceful stop (DefaultDrainTimeout).
 func WithDrainTimeout(d time.Duration) Option { return func(o *options) { o.drain = d } }
+
+// WithTracer records the messages both sides read and write (the
+// protocol trace; see gateway/trace). The caller closes the Tracer after
+// Serve returns. nil traces nothing.
+func WithTracer(t *trace.Tracer) Option { return func(o *options) { o.tracer = t } }
 
 // WithSIPConfig changes the SIP endpoint's configuration after it was
 // derived from the config file (timeouts, keepalive, limits).

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/xgw-gateway/xgw/gateway/config"
+	"github.com/xgw-gateway/xgw/gateway/trace"
 )
 
 // Config is everything an Endpoint needs. Zero tuning values take the
@@ -39,6 +40,8 @@ type Config struct {
 	Logger *slog.Logger
 	// Resolver looks up Edge.Host; nil means the system resolver.
 	Resolver *net.Resolver
+	// Tracer records every SIP message read or written (nil: no trace).
+	Tracer *trace.Tracer
 
 	HandlerTimeout    time.Duration // default 10s, well under Timer F (32 s)
 	RequestTimeout    time.Duration // our requests without a deadline; default 32s

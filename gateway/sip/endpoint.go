@@ -13,6 +13,8 @@ import (
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/xgw-gateway/xgw/gateway/trace"
 )
 
 // Methods we implement, for Allow headers and 405 answers.
@@ -107,6 +109,9 @@ func New(cfg Config) (*Endpoint, error) {
 		resumed:  make(chan struct{}),
 	}
 	e.dialogs.init()
+	if cfg.Tracer.On(trace.SIP) {
+		client.TxRequester = tracingRequester{e, ua.TransactionLayer()}
+	}
 	srv.OnMessage(e.handle(e.onMessage))
 	srv.OnSubscribe(e.handle(e.onSubscribe))
 	srv.OnNotify(e.handle(e.onNotify))
@@ -299,6 +304,7 @@ func (e *Endpoint) track() bool {
 // that must follow a SUBSCRIBE's 200).
 func (e *Endpoint) handle(fn func(ctx context.Context, req *sip.Request) (*sip.Response, func())) sipgo.RequestHandler {
 	return func(req *sip.Request, tx sip.ServerTransaction) {
+		e.trace(trace.In, req)
 		select {
 		case e.sem <- struct{}{}:
 		default:
@@ -340,6 +346,7 @@ func (e *Endpoint) respond(tx sip.ServerTransaction, res *sip.Response) {
 		e.log.Warn("sip: sending response failed", "status", res.StatusCode, "call-id", callIDOf(res), "error", err)
 		return
 	}
+	e.trace(trace.Out, res)
 	if res.StatusCode >= 300 {
 		e.log.Info("sip: request failed", "status", res.StatusCode, "reason", res.Reason, "cseq", res.CSeq().Value(), "call-id", callIDOf(res))
 	}

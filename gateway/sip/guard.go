@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/xgw-gateway/xgw/gateway/trace"
 )
 
 // The guard sits between the sockets and sipgo's parser. It frames each
@@ -30,10 +32,20 @@ type limits struct {
 	// last, so a peer cannot hold a reader with a trickle (idle time
 	// between messages is not limited: the Edge keeps its connection).
 	messageTimeout time.Duration
+	// tr traces the replies the guard writes itself (nil: off).
+	tr *trace.Tracer
+}
+
+// traceReply records an error reply the guard wrote to peer.
+func (l limits) traceReply(peer net.Addr, reply []byte) {
+	if l.tr.On(trace.SIP) {
+		l.tr.Trace(trace.Event{Proto: trace.SIP, Dir: trace.Out, Peer: peer.String(), Msg: reply})
+	}
 }
 
 func (e *Endpoint) limits() limits {
-	return limits{maxMsg: e.cfg.MaxMessageSize, maxBody: e.cfg.MaxBodySize, handshakeTimeout: 10 * time.Second, messageTimeout: 30 * time.Second}
+	return limits{maxMsg: e.cfg.MaxMessageSize, maxBody: e.cfg.MaxBodySize, handshakeTimeout: 10 * time.Second, messageTimeout: 30 * time.Second,
+		tr: e.cfg.Tracer}
 }
 
 // errNotSIP: the bytes are not SIP at all; on a stream the connection ends.
@@ -360,6 +372,7 @@ func (c *guardConn) Read(p []byte) (int, error) {
 			if _, err := c.Conn.Write(f.reply); err != nil {
 				return 0, err
 			}
+			c.lim.traceReply(c.RemoteAddr(), f.reply)
 		}
 		if f.why != "" {
 			c.log.Warn("sip: refused input", "remote", c.RemoteAddr().String(), "transport", "stream", "why", f.why, "error", f.fatal)
@@ -433,6 +446,7 @@ func (g *guardPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
 		}
 		if f.reply != nil {
 			g.PacketConn.WriteTo(f.reply, addr)
+			g.lim.traceReply(addr, f.reply)
 		}
 		if f.why != "" || f.fatal != nil {
 			g.log.Warn("sip: refused input", "remote", addr.String(), "transport", "udp", "why", f.why, "error", f.fatal)

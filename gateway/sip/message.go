@@ -6,6 +6,8 @@ import (
 	"fmt"
 
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/xgw-gateway/xgw/gateway/trace"
 )
 
 // OutboundMessage is a MESSAGE (RFC 3428) the gateway sends to the Edge.
@@ -87,6 +89,7 @@ func (e *Endpoint) do(ctx context.Context, req *sip.Request, dest string) (*sip.
 	if err != nil {
 		return nil, classify(req.Method, dest, err)
 	}
+	e.trace(trace.In, res)
 	return res, nil
 }
 

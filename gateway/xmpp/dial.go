@@ -131,6 +131,7 @@ func (s *Server) connect(ctx context.Context, dir, local, remote string, needTLS
 	}
 	oc := &outConn{srv: s, dir: dir, local: local, remote: remote, peer: conn.RemoteAddr().String(),
 		st: newStream(conn, s.cfg.MaxStanzaSize, writeTimeout)}
+	oc.st.traceAs(s.cfg.Tracer, oc.peer, local, remote, true)
 	if direct {
 		oc.afterTLS(conn.(*tls.Conn))
 	}

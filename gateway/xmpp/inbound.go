@@ -81,6 +81,7 @@ func (s *Server) serveInbound(conn net.Conn) {
 		authed:  map[pair]string{},
 		pending: map[pair]bool{},
 	}
+	in.st.traceAs(s.cfg.Tracer, in.peer, "", "", false)
 	in.ctx, in.cancel = context.WithCancel(s.ctx)
 	defer in.cancel()
 	if !s.track(in, "") {
@@ -173,6 +174,7 @@ func (in *inStream) open(h *header) error {
 		in.certErr = s.verifyPeer(in.certs, in.remote)
 	}
 	in.id = newStreamID()
+	in.st.traceLabel(in.id, in.local, in.remote)
 	if first {
 		s.log.Info("xmpp stream opened", "dir", "in", "peer", in.peer, "local", in.local, "remote", in.remote)
 	}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/xgw-gateway/xgw/gateway/config"
+	"github.com/xgw-gateway/xgw/gateway/trace"
 	"github.com/xgw-gateway/xgw/internal/resolve"
 )
 
@@ -93,6 +94,9 @@ type Config struct {
 	OnDialback func(direction, result string)
 	// Dial opens TCP connections (nil: net.Dialer with ConnectTimeout).
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// Tracer records every stream header, element and stanza read or
+	// written, after TLS (nil: no trace, no cost).
+	Tracer *trace.Tracer
 }
 
 // Server is the s2s endpoint for all our domains.

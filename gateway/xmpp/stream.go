@@ -13,7 +13,10 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/xgw-gateway/xgw/gateway/trace"
 )
 
 // errTooBig is returned by limitReader when a stanza would exceed the limit.
@@ -30,6 +33,29 @@ type limitReader struct {
 	r     io.Reader
 	read  int64
 	limit int64
+	// With tee, raw keeps the bytes read from offset base on, so that the
+	// trace shows what the peer sent, byte for byte.
+	tee  bool
+	raw  []byte
+	base int64
+}
+
+// span returns the raw bytes from offset from to offset to, valid until
+// the next forget or Read.
+func (l *limitReader) span(from, to int64) []byte {
+	if from >= l.base && to >= from && to-l.base <= int64(len(l.raw)) {
+		return l.raw[from-l.base : to-l.base]
+	}
+	return nil
+}
+
+// forget drops the raw bytes before offset to.
+func (l *limitReader) forget(to int64) {
+	if k := to - l.base; k > 0 && k <= int64(len(l.raw)) {
+		n := copy(l.raw, l.raw[k:])
+		l.raw = l.raw[:n]
+		l.base = to
+	}
 }
 
 func (l *limitReader) Read(p []byte) (int, error) {
@@ -41,6 +67,9 @@ func (l *limitReader) Read(p []byte) (int, error) {
 	}
 	n, err := l.r.Read(p)
 	l.read += int64(n)
+	if l.tee {
+		l.raw = append(l.raw, p[:n]...)
+	}
 	return n, err
 }
 
@@ -55,6 +84,47 @@ type stream struct {
 	writeTimeout time.Duration
 	headerSent   bool
 	closed       bool
+
+	// tr is nil unless XMPP is traced; tmeta labels the records.
+	tr        *trace.Tracer
+	tmeta     atomic.Pointer[trace.Event]
+	initiator bool // the stream ID is the peer's (its header's id)
+}
+
+// traceAs turns tracing on for this stream (before anything is read):
+// peer and, on streams we initiate, our and the peer's domain.
+func (s *stream) traceAs(tr *trace.Tracer, peer, local, remote string, initiator bool) {
+	if !tr.On(trace.XMPP) {
+		return
+	}
+	s.tr, s.initiator = tr, initiator
+	s.lr.tee = true
+	s.tmeta.Store(&trace.Event{Proto: trace.XMPP, Peer: peer, LocalAddr: s.conn.LocalAddr().String(), Local: local, Remote: remote})
+}
+
+// traceLabel sets the stream ID and domains of later records.
+func (s *stream) traceLabel(id, local, remote string) {
+	if s.tr == nil {
+		return
+	}
+	m := *s.tmeta.Load()
+	m.Stream, m.Local, m.Remote = id, local, remote
+	s.tmeta.Store(&m)
+}
+
+func (s *stream) trace(dir trace.Dir, b []byte) {
+	ev := *s.tmeta.Load()
+	ev.Dir, ev.Msg = dir, b
+	s.tr.Trace(ev)
+}
+
+// traceIn records what the decoder consumed from offset from on.
+func (s *stream) traceIn(from int64) {
+	if s.tr != nil {
+		to := s.dec.InputOffset()
+		s.trace(trace.In, s.lr.span(from, to)) // Trace copies it
+		s.lr.forget(to)
+	}
 }
 
 func newStream(conn net.Conn, maxStanza int, writeTimeout time.Duration) *stream {
@@ -69,7 +139,7 @@ func (s *stream) reset(conn net.Conn) {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	s.conn = conn
-	s.lr = &limitReader{r: conn, limit: s.max}
+	s.lr = &limitReader{r: conn, limit: s.max, tee: s.tr != nil}
 	s.dec = newDecoder(s.lr)
 	s.headerSent = false
 }
@@ -113,7 +183,16 @@ func (s *stream) readHeader() (*header, error) {
 		case xml.Directive:
 			return nil, streamErr(SECRestrictedXML, "DTD or directive before the stream header; XMPP forbids them (RFC 6120 §11.1)")
 		case xml.StartElement:
-			return parseHeader(t)
+			h, err := parseHeader(t)
+			if err == nil && s.tr != nil {
+				if m := *s.tmeta.Load(); s.initiator {
+					s.traceLabel(h.ID, m.Local, m.Remote)
+				} else { // the peer's header names us in 'to', itself in 'from'
+					s.traceLabel(m.Stream, strings.ToLower(h.To), strings.ToLower(h.From))
+				}
+				s.traceIn(0)
+			}
+			return h, err
 		default:
 			return nil, streamErr(SECNotWellFormed, "unexpected %T before the stream header", tok)
 		}
@@ -180,6 +259,7 @@ func parseHeader(t xml.StartElement) (*header, error) {
 // It returns errStreamEnd when the peer sends </stream:stream>.
 func (s *stream) next() (*node, error) {
 	for {
+		from := s.dec.InputOffset()
 		tok, err := s.dec.Token()
 		if err != nil {
 			return nil, s.readErr(err)
@@ -190,7 +270,11 @@ func (s *stream) next() (*node, error) {
 				return nil, streamErr(SECNotWellFormed, "text directly inside the stream")
 			}
 			s.lr.limit = s.dec.InputOffset() + s.max
+			if s.tr != nil {
+				s.lr.forget(s.dec.InputOffset()) // whitespace keepalives are not traced
+			}
 		case xml.EndElement:
+			s.traceIn(from)
 			return nil, errStreamEnd
 		case xml.StartElement:
 			n, err := readElement(s.dec, t)
@@ -198,6 +282,7 @@ func (s *stream) next() (*node, error) {
 				return nil, s.readErr(err)
 			}
 			s.lr.limit = s.dec.InputOffset() + s.max
+			s.traceIn(from)
 			return n, nil
 		case xml.Comment:
 			return nil, streamErr(SECRestrictedXML, "comment in the stream")
@@ -259,6 +344,9 @@ func (s *stream) writeCtx(ctx context.Context, b []byte) error {
 	}
 	s.conn.SetWriteDeadline(dl)
 	_, err := s.conn.Write(b)
+	if s.tr != nil && err == nil {
+		s.trace(trace.Out, b)
+	}
 	return err
 }
 
@@ -270,6 +358,9 @@ func (s *stream) writeLocked(b []byte) error {
 		s.conn.SetWriteDeadline(time.Now().Add(s.writeTimeout))
 	}
 	_, err := s.conn.Write(b)
+	if s.tr != nil && err == nil {
+		s.trace(trace.Out, b)
+	}
 	return err
 }
 
