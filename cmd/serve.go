@@ -210,7 +210,7 @@ func reload(path string, srv *gateway.Server, adm *admin.Handler, level *slog.Le
 		level.UnmarshalText([]byte(nc.Log.Level))
 	}
 	adm.SetToken(nc.Admin.Token)
-	log.Info("log level", "level", level.Level().String())
+	log.Info("config reload: log level", "log_level", level.Level().String())
 }
 
 // notPeriodic are the checks the periodic run leaves out: they bind or
