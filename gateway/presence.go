@@ -422,14 +422,35 @@ func notifyFor(t stanza.PresenceType, cur sip.State) (n sip.Notification, ok boo
 // XMPP to the gateway.
 
 // presenceFromXMPP gets every presence stanza addressed to one of our
-// users. Returning an *xmpp.Error makes the xmpp layer bounce it as a
-// presence error (it never bounces type='error').
+// users. It queues the stanza on the lane of its pair of users (lanes.go)
+// and returns at once: SIP round trips (SUBSCRIBE, NOTIFY) never hold the
+// partner's stream, and the stanzas of one pair keep their order. The lane
+// bounces a failure to the sender itself (never a type='error' one).
 func (s *Server) presenceFromXMPP(ctx context.Context, st *xmpp.Stanza) error {
 	if !s.enter() {
 		s.log.Info("xmpp presence refused: gateway shutting down", "from", st.From.String(), "to", st.To.String(), "type", st.Type)
 		return &xmpp.Error{Type: xmpp.ErrorTypeWait, Condition: xmpp.CondServiceUnavailable, Text: "gateway shutting down"}
 	}
-	defer s.exit()
+	// The job outlives the stream's context; the SIP requests are bounded
+	// by the endpoint's request timeout.
+	bg := context.WithoutCancel(ctx)
+	err := s.lanes.submit(ctx, "presence "+st.From.Bare().String()+" "+st.To.Bare().String(), func() {
+		defer s.exit()
+		if err := s.presenceJob(bg, st); err != nil && st.Type != string(stanza.ErrorPresence) {
+			s.bounceToXMPP(bg, st, err)
+		}
+	})
+	if err != nil {
+		s.exit()
+		return &xmpp.Error{Type: xmpp.ErrorTypeWait, Condition: xmpp.CondResourceConstraint,
+			Text: "too many stanzas wait for the SIP side"}
+	}
+	return nil
+}
+
+// presenceJob handles one presence stanza from X to U; an *xmpp.Error
+// return is bounced to X.
+func (s *Server) presenceJob(ctx context.Context, st *xmpp.Stanza) error {
 	if !s.waitResumed(ctx) {
 		s.log.Info("xmpp presence refused: SIP subscriptions not reloaded yet", "from", st.From.String(), "to", st.To.String(), "type", st.Type)
 		return &xmpp.Error{Type: xmpp.ErrorTypeWait, Condition: xmpp.CondServiceUnavailable, Text: "gateway starting"}

@@ -277,6 +277,31 @@ func (c *Client) SendPresence(ctx context.Context, to, typ string) error {
 	return c.session.Send(ctx, p.Wrap(nil))
 }
 
+// SendStatus broadcasts the user's presence with a <show/> ("" for plain
+// available, away, chat, dnd, xa) and a <status/> text ("" for none).
+func (c *Client) SendStatus(ctx context.Context, show, status string) error {
+	var inner []xml.TokenReader
+	if show != "" {
+		inner = append(inner, xmlstream.Wrap(xmlstream.Token(xml.CharData(show)), xml.StartElement{Name: xml.Name{Local: "show"}}))
+	}
+	if status != "" {
+		inner = append(inner, xmlstream.Wrap(xmlstream.Token(xml.CharData(status)), xml.StartElement{Name: xml.Name{Local: "status"}}))
+	}
+	return c.session.Send(ctx, stanza.Presence{}.Wrap(xmlstream.MultiReader(inner...)))
+}
+
+// RequestRoster fetches the user's roster (RFC 6121 §2.2) and so makes this
+// resource "interested": only such resources get subscription approvals
+// and roster pushes from the server (RFC 6121 §3.1.6; Prosody's
+// send_to_interested_resources).
+func (c *Client) RequestRoster(ctx context.Context) error {
+	q := xmlstream.Wrap(nil, xml.StartElement{Name: xml.Name{Space: "jabber:iq:roster", Local: "query"}})
+	if err := c.session.UnmarshalIQ(ctx, stanza.IQ{Type: stanza.GetIQ}.Wrap(q), nil); err != nil {
+		return fmt.Errorf("lab client %s: roster: %w", c.JID, err)
+	}
+	return nil
+}
+
 // Subscribe asks for the presence of the bare JID to.
 func (c *Client) Subscribe(ctx context.Context, to string) error {
 	return c.SendPresence(ctx, to, string(stanza.SubscribePresence))
