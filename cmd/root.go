@@ -24,7 +24,8 @@ typing in both directions.
   xgw check   probes a deployment (DNS, certificates, firewall, Edge, peers)
   xgw serve   runs the same checks, then operates the gateway
   xgw dns     prints the DNS records the configuration needs
-  xgw cert    makes the gateway's key and certificate request`,
+  xgw cert    makes the gateway's key and certificate request
+  xgw trace   prints the protocol trace of xgw serve --trace`,
 		SilenceErrors: true,
 		SilenceUsage:  true,
 	}
@@ -37,6 +38,7 @@ typing in both directions.
 		newServeCmd(s, g, nil),
 		newDNSCmd(s, g),
 		newCertCmd(s, g, nil),
+		newTraceCmd(s, g, nil),
 		newVersionCmd(s),
 	)
 	return root

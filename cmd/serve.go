@@ -32,6 +32,7 @@ type serveOptions struct {
 	dnsServer string
 	skip      []string
 	adminAddr string
+	trace     traceFlags
 	// gatewayOpts are extra gateway options (tests inject listeners).
 	gatewayOpts []gateway.Option
 }
@@ -62,6 +63,12 @@ every admin.check_interval for xgw_check_status.
 
 Logs go to stderr: text on a terminal, JSON lines otherwise (--log-format).
 
+--trace sip,xmpp[,dns] (or the trace section) writes every SIP message and
+XMPP stanza or stream element read or written to a JSON-lines file
+(--trace-file, default trace.file), rotated by size; bodies are redacted
+unless --trace-bodies, dialback keys and SASL payloads always. Read it with
+'xgw trace FILE'.
+
 Exit codes: 0 stopped by a signal, 1 a check failed (without --force) or
 the gateway failed, 2 bad flags or config.`,
 		Example: `  # Production: checks first, then serve
@@ -69,6 +76,10 @@ the gateway failed, 2 bad flags or config.`,
 
   # Start although a check fails (e.g. the Edge is still being set up)
   xgw serve --force
+
+  # Find out why messages go nowhere: trace both sides, then read it
+  xgw serve --trace sip,xmpp --trace-file /var/lib/xgw/trace.jsonl
+  xgw trace /var/lib/xgw/trace.jsonl --grep partner.example
 
   # Lab: staging DNS, state in a scratch directory, debug logs as JSON
   xgw serve --dns-server 127.0.0.53:53 --state-dir ./state --log-level debug --log-format json
@@ -91,6 +102,7 @@ the gateway failed, 2 bad flags or config.`,
 	f.StringVar(&o.logFormat, "log-format", "", "log format: text or json (default text on a terminal, json otherwise)")
 	f.StringVar(&o.dnsServer, "dns-server", "", "send every DNS query to HOST:PORT (default checks.dns_server, else the system resolver)")
 	f.StringSliceVar(&o.skip, "skip", nil, "do not run these check IDs before serving")
+	o.trace.addFlags(f)
 	f.StringVar(&o.adminAddr, "admin-listen", "", "serve /metrics, /healthz and /readyz on HOST:PORT (default admin.listen, 127.0.0.1:9269)")
 	return cmd
 }
@@ -143,6 +155,12 @@ func runServe(ctx context.Context, s *Streams, o *serveOptions) error {
 	if ctx.Err() != nil {
 		return nil // stopped while the checks ran
 	}
+	tr, err := o.trace.open(cfg, log)
+	if err != nil {
+		return usageError(err)
+	}
+	defer tr.Close()
+	o.gatewayOpts = append(o.gatewayOpts, gateway.WithTracer(tr))
 	met := metrics.New()
 	opts := append([]gateway.Option{gateway.WithLogger(log), gateway.WithStateDir(o.stateDir),
 		gateway.WithDNSServer(o.dnsServer), gateway.WithMetrics(met)}, o.gatewayOpts...)

@@ -18,6 +18,7 @@ import (
 	"github.com/xgw-gateway/xgw/gateway/config"
 	"github.com/xgw-gateway/xgw/gateway/metrics"
 	"github.com/xgw-gateway/xgw/gateway/sip"
+	"github.com/xgw-gateway/xgw/gateway/trace"
 	"github.com/xgw-gateway/xgw/gateway/translate"
 	"github.com/xgw-gateway/xgw/gateway/xmpp"
 	"github.com/xgw-gateway/xgw/internal/resolve"
@@ -77,6 +78,9 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 	res, err := resolve.New(dnsServer)
 	if err != nil {
 		return nil, fmt.Errorf("gateway: resolver: %w", err)
+	}
+	if o.tracer.On(trace.DNS) {
+		res.Trace = traceDNS(o.tracer)
 	}
 	s := &Server{cfg: cfg, log: o.log, mapper: mapper, drain: o.drain, xmppLn: o.xmppLn, xmppAddr: cfg.XMPP.Listen,
 		lanes: newLanes(DefaultMaxPending), met: o.metrics}

@@ -23,6 +23,7 @@ type Config struct {
 	Checks Checks `yaml:"checks"`
 	Admin  Admin  `yaml:"admin"`
 	Log    Log    `yaml:"log"`
+	Trace  Trace  `yaml:"trace"`
 
 	// File is the path the config was read from ("" when read from a stream).
 	File string `yaml:"-"`
@@ -117,6 +118,24 @@ type Log struct {
 	Level string `yaml:"level"` // debug | info | warn | error ("": --log-level)
 }
 
+// Trace is the protocol trace of `xgw serve` (gateway/trace): every SIP
+// message and XMPP stanza, as JSON lines. Off unless Protocols is set here
+// or by --trace.
+type Trace struct {
+	// File is the trace file, rotated to File.1, File.2, ...; under the
+	// systemd unit it must be below /var/lib/xgw (ReadWritePaths).
+	File string `yaml:"file"`
+	// Protocols to trace: sip, xmpp, dns. Empty: no trace.
+	Protocols []string `yaml:"protocols"`
+	// Bodies keeps message bodies, presence status and notes in clear;
+	// dialback keys and SASL payloads are hidden regardless.
+	Bodies bool `yaml:"bodies"`
+	// MaxSizeMB caps one file; MaxFiles counts the files kept, the current
+	// one included.
+	MaxSizeMB int `yaml:"max_size_mb"`
+	MaxFiles  int `yaml:"max_files"`
+}
+
 // Duration is a time.Duration written as "5s" in YAML.
 type Duration time.Duration
 
@@ -131,6 +150,9 @@ const (
 	DefaultAdminListen   = "127.0.0.1:9269"
 	DefaultCheckInterval = Duration(5 * time.Minute)
 	MinCheckInterval     = Duration(10 * time.Second)
+	DefaultTraceFile     = "/var/lib/xgw/trace.jsonl"
+	DefaultTraceMaxSize  = 100 // MB
+	DefaultTraceMaxFiles = 5
 )
 
 // Auth modes of a federation partner.
@@ -162,6 +184,15 @@ func (c *Config) applyDefaults() {
 	}
 	if c.Admin.CheckInterval == 0 {
 		c.Admin.CheckInterval = DefaultCheckInterval
+	}
+	if c.Trace.File == "" {
+		c.Trace.File = DefaultTraceFile
+	}
+	if c.Trace.MaxSizeMB == 0 {
+		c.Trace.MaxSizeMB = DefaultTraceMaxSize
+	}
+	if c.Trace.MaxFiles == 0 {
+		c.Trace.MaxFiles = DefaultTraceMaxFiles
 	}
 	if c.XMPP.MaxStanzaSize == 0 {
 		c.XMPP.MaxStanzaSize = DefaultMaxStanzaSize

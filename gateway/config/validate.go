@@ -89,6 +89,7 @@ func (c *Config) Validate() Errors {
 		v.hostPort("checks.dns_server", c.Checks.DNSServer, false)
 	}
 	v.admin()
+	v.trace()
 	switch strings.ToLower(c.Log.Level) {
 	case "", "debug", "info", "warn", "error":
 	default:
@@ -111,6 +112,33 @@ func (v *validator) admin() {
 	if a.CheckInterval < MinCheckInterval {
 		v.add("admin.check_interval", time.Duration(a.CheckInterval).String(), "at least "+time.Duration(MinCheckInterval).String(),
 			"leave it out for the default "+time.Duration(DefaultCheckInterval).String())
+	}
+}
+
+// trace checks the protocol trace section.
+func (v *validator) trace() {
+	tr := v.c.Trace
+	seen := map[string]bool{}
+	for i, p := range tr.Protocols {
+		key := fmt.Sprintf("trace.protocols[%d]", i)
+		switch strings.ToLower(p) {
+		case "sip", "xmpp", "dns":
+		default:
+			v.add(key, strconv.Quote(p), "sip, xmpp or dns", "list the protocols to trace, e.g. protocols: [sip, xmpp]")
+		}
+		if seen[strings.ToLower(p)] {
+			v.add(key, strconv.Quote(p)+" a second time", "each protocol once", "remove the duplicate")
+		}
+		seen[strings.ToLower(p)] = true
+	}
+	if tr.MaxSizeMB < 1 || tr.MaxSizeMB > 100<<10 {
+		v.add("trace.max_size_mb", strconv.Itoa(tr.MaxSizeMB), "1 to 102400 (MB per file)", "leave it out for the default "+strconv.Itoa(DefaultTraceMaxSize))
+	}
+	if tr.MaxFiles < 1 || tr.MaxFiles > 1000 {
+		v.add("trace.max_files", strconv.Itoa(tr.MaxFiles), "1 to 1000 (files kept, the current one included)", "leave it out for the default "+strconv.Itoa(DefaultTraceMaxFiles))
+	}
+	if strings.HasSuffix(tr.File, "/") {
+		v.add("trace.file", strconv.Quote(tr.File), "a file name, not a directory", "use e.g. "+DefaultTraceFile)
 	}
 }
 

@@ -277,9 +277,17 @@ func Follow(ctx context.Context, path string, interval time.Duration, f Filter, 
 		cur, err1 := os.Stat(path)
 		mine, err2 := file.Stat()
 		if err1 == nil && err2 == nil && (!os.SameFile(cur, mine) || mine.Size() < off) {
-			// Finish the old file first, then start over on the new one.
+			// Finish ours (now FILE.k), then FILE.k-1 ... FILE.1 written
+			// since, then start over on the new FILE.
 			if _, err := file.Seek(off, io.SeekStart); err == nil {
-				readFrom(bufio.NewReaderSize(file, 64<<10), f, fn, 0)
+				if _, err := readFrom(bufio.NewReaderSize(file, 64<<10), f, fn, 0); err != nil {
+					return err
+				}
+			}
+			for i := rotatedIndex(path, mine) - 1; i >= 1; i-- {
+				if err := readWhole(fmt.Sprintf("%s.%d", path, i), f, fn); err != nil {
+					return err
+				}
 			}
 			nf, err := os.Open(path)
 			if err != nil {
@@ -289,4 +297,28 @@ func Follow(ctx context.Context, path string, interval time.Duration, f Filter, 
 			file, off = nf, 0
 		}
 	}
+}
+
+// rotatedIndex is k when FILE.k is the file fi, else 0.
+func rotatedIndex(path string, fi os.FileInfo) int {
+	for i := 1; i <= 1000; i++ {
+		st, err := os.Stat(fmt.Sprintf("%s.%d", path, i))
+		if err != nil {
+			return 0
+		}
+		if os.SameFile(st, fi) {
+			return i
+		}
+	}
+	return 0
+}
+
+func readWhole(path string, f Filter, fn func(Record) error) error {
+	fh, err := os.Open(path)
+	if err != nil {
+		return nil // rotated away meanwhile
+	}
+	defer fh.Close()
+	_, err = readFrom(bufio.NewReaderSize(fh, 64<<10), f, fn, 0)
+	return err
 }

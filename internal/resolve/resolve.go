@@ -24,6 +24,9 @@ import (
 type Resolver struct {
 	Servers []string      // HOST:PORT
 	Timeout time.Duration // per exchange; the ctx deadline still applies
+	// Trace, when set, sees every query sent (out) and answer received,
+	// with the server asked: the gateway's protocol trace.
+	Trace func(out bool, server string, m *dns.Msg)
 }
 
 // New returns a Resolver for server ("HOST:PORT"), or for the nameservers
@@ -111,10 +114,16 @@ func (r *Resolver) Query(ctx context.Context, name string, qtype uint16) ([]dns.
 
 func (r *Resolver) exchange(ctx context.Context, m *dns.Msg, server string) (*dns.Msg, error) {
 	c := &dns.Client{Net: "udp", Timeout: r.Timeout}
+	if r.Trace != nil {
+		r.Trace(true, server, m)
+	}
 	in, _, err := c.ExchangeContext(ctx, m, server)
 	if err == nil && in.Truncated {
 		c.Net = "tcp"
 		in, _, err = c.ExchangeContext(ctx, m, server)
+	}
+	if r.Trace != nil && err == nil {
+		r.Trace(false, server, in)
 	}
 	return in, err
 }
