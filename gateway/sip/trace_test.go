@@ -78,6 +78,8 @@ func TestTrace(t *testing.T) {
 		return nil
 	})
 
+	// Local is the Edge's side (litware.test here), remote the address
+	// the gateway stands for (xmpp.test), as in the gateway proper.
 	type want struct {
 		dir           trace.Dir
 		start, callID string
@@ -85,11 +87,11 @@ func TestTrace(t *testing.T) {
 		body          string // the redaction marker, or "" for none
 	}
 	wants := []want{
-		{trace.Out, "MESSAGE sip:alice@litware.test SIP/2.0", "out-1@xgw", "xmpp.test", "litware.test", "[18 bytes redacted]"},
-		{trace.In, "SIP/2.0 200 OK", "out-1@xgw", "xmpp.test", "litware.test", ""},
-		{trace.In, "MESSAGE sip:romeo@xmpp.test SIP/2.0", "in-1@edge", "xmpp.test", "litware.test", "[8 bytes redacted]"},
-		{trace.Out, "SIP/2.0 200 OK", "in-1@edge", "xmpp.test", "litware.test", ""},
-		{trace.Out, "SIP/2.0 400 Missing call-id", "", "xmpp.test", "litware.test", ""},
+		{trace.Out, "MESSAGE sip:alice@litware.test SIP/2.0", "out-1@xgw", "litware.test", "xmpp.test", "[18 bytes redacted]"},
+		{trace.In, "SIP/2.0 200 OK", "out-1@xgw", "litware.test", "xmpp.test", ""},
+		{trace.In, "MESSAGE sip:romeo@xmpp.test SIP/2.0", "in-1@edge", "litware.test", "xmpp.test", "[8 bytes redacted]"},
+		{trace.Out, "SIP/2.0 200 OK", "in-1@edge", "litware.test", "xmpp.test", ""},
+		{trace.Out, "SIP/2.0 400 Missing call-id", "", "litware.test", "xmpp.test", ""},
 	}
 	if len(recs) != len(wants) {
 		for _, r := range recs {

@@ -19,13 +19,15 @@ type sipHead struct {
 	fromHost, toHost string
 }
 
-// domains returns ours and the partner's: for a request we received or a
-// response we sent, ours is in To; for the others, in From.
+// domains returns ours and the partner's. The SIP side faces the Edge of
+// our own SIP domains: a request we receive comes from one of our users
+// (From) for a federated address (To), a request we send the other way
+// round; a response keeps its request's From and To.
 func (h sipHead) domains(dir Dir) (local, remote string) {
 	if (dir == In) == h.request {
-		return h.toHost, h.fromHost
+		return h.fromHost, h.toHost
 	}
-	return h.fromHost, h.toHost
+	return h.toHost, h.fromHost
 }
 
 // RedactSIP returns msg with its start line and headers and, unless

@@ -53,10 +53,11 @@ func TestSIPDomains(t *testing.T) {
 		dir           Dir
 		local, remote string
 	}{
-		{"request in", h, In, "sip.example", "xmpp.example"},
-		{"request out", h, Out, "xmpp.example", "sip.example"},
-		{"response in", sipHead{fromHost: "ours", toHost: "theirs"}, In, "ours", "theirs"},
-		{"response out", sipHead{fromHost: "theirs", toHost: "ours"}, Out, "ours", "theirs"},
+		// sipMessage is from bob@xmpp.example to alice@sip.example.
+		{"request in: from our user", h, In, "xmpp.example", "sip.example"},
+		{"request out: to our user", h, Out, "sip.example", "xmpp.example"},
+		{"response in: to our request", sipHead{fromHost: "theirs", toHost: "ours"}, In, "ours", "theirs"},
+		{"response out: to their request", sipHead{fromHost: "ours", toHost: "theirs"}, Out, "ours", "theirs"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

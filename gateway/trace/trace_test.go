@@ -57,7 +57,7 @@ func TestTracerWritesRecords(t *testing.T) {
 		t.Errorf("first record = %+v, want the start note", recs[0])
 	}
 	s := recs[1]
-	if s.Proto != "sip" || s.Dir != In || s.CallID != "c4ll@host" || s.Local != "sip.example" || s.Remote != "xmpp.example" ||
+	if s.Proto != "sip" || s.Dir != In || s.CallID != "c4ll@host" || s.Local != "xmpp.example" || s.Remote != "sip.example" ||
 		!s.Redacted || s.Size != len(sipMessage) || strings.Contains(s.Msg, "hello there") {
 		t.Errorf("sip record = %+v", s)
 	}
