@@ -1,41 +1,32 @@
 package gateway
 
 import (
-	"bytes"
-	"crypto/tls"
 	"fmt"
 	"slices"
 	"strings"
 
 	"github.com/xgw-gateway/xgw/gateway/config"
+	"github.com/xgw-gateway/xgw/gateway/sip"
 )
 
 // Reload applies a new configuration while streams and dialogs run (serve
 // calls it on SIGHUP): the federation allow list (xmpp.federation, open,
-// deny), our certificates toward XMPP peers (tls.cert/key, tls.domains)
-// and the dialback secret. Established s2s streams and SIP dialogs are
-// kept; the next stream sees the new rules and the next TLS handshake the
-// new certificate. Keys that cannot change live are returned as restart,
-// and keep their old values. On error nothing is applied.
-//
-// The SIP side's TLS toward the Edge (tls.cert as client certificate,
-// tls.ca) is set when the endpoint starts: a change there needs a restart
-// and is listed in restart.
+// deny), our certificates (tls.cert/key toward both sides, tls.domains
+// toward XMPP peers), the Edge's CA (tls.ca) and the dialback secret.
+// Established s2s streams, SIP connections and dialogs are kept; the next
+// stream sees the new rules and the next TLS handshake the new
+// certificates. Keys that cannot change live are returned as restart, and
+// keep their old values. On error nothing is applied.
 func (s *Server) Reload(nc *config.Config) (restart []string, err error) {
 	restart = s.restartKeys(nc)
-	var cs *certSet
-	if nc.TLS.Cert != "" || len(nc.TLS.Domains) > 0 {
-		var main *tls.Certificate
-		if nc.TLS.Cert != "" {
-			pair, err := tls.LoadX509KeyPair(nc.Path(nc.TLS.Cert), nc.Path(nc.TLS.Key))
-			if err != nil {
-				return nil, fmt.Errorf("reload: tls.cert/tls.key: %w (expected a PEM certificate and its private key)", err)
-			}
-			main = &pair
-		}
-		if cs, err = loadCerts(nc, main); err != nil {
-			return nil, fmt.Errorf("reload: %w", err)
-		}
+	// tls.cert/key and tls.ca, read as at start.
+	sc, err := sip.FromConfig(nc, nil, nil, s.log)
+	if err != nil {
+		return nil, fmt.Errorf("reload: %w", err)
+	}
+	cs, err := loadCerts(nc, sc.Certificate)
+	if err != nil {
+		return nil, fmt.Errorf("reload: %w", err)
 	}
 	old := s.certs.Load()
 	switch {
@@ -45,13 +36,14 @@ func (s *Server) Reload(nc *config.Config) (restart []string, err error) {
 	case old != nil && cs == nil:
 		restart = append(restart, "tls.cert (removing every certificate turns TLS off)")
 	}
-	if old != nil && cs != nil && !sameCert(old.main, cs.main) && s.cfg.SIP.Edge.Transport == "tls" {
-		restart = append(restart, "tls.cert for the SIP side (mutual TLS with the Edge keeps the old one)")
-	}
+	sipTLS := sc.Certificate != nil && sc.RootCAs != nil
 
 	x := nc.XMPP
 	if err := s.xs.SetPolicy(x.Federation, x.Open, x.Deny); err != nil {
 		return nil, fmt.Errorf("reload: %w", err)
+	}
+	if sipTLS {
+		s.ep.SetTLS(sc.Certificate, sc.RootCAs) // both set: cannot fail
 	}
 	s.partners.Store(partnerSet(x.Federation))
 	if cs != nil {
@@ -86,7 +78,6 @@ func (s *Server) restartKeys(nc *config.Config) []string {
 		{"xmpp.listen", oc.XMPP.Listen != nc.XMPP.Listen},
 		{"xmpp.internal_fqdn", oc.XMPP.InternalFQDN != nc.XMPP.InternalFQDN},
 		{"xmpp.max_stanza_size", oc.XMPP.MaxStanzaSize != nc.XMPP.MaxStanzaSize},
-		{"tls.ca", oc.TLS.CA != nc.TLS.CA},
 		{"checks.dns_server", oc.Checks.DNSServer != nc.Checks.DNSServer},
 		{"admin.listen", oc.Admin.Listen != nc.Admin.Listen},
 	} {
@@ -95,11 +86,4 @@ func (s *Server) restartKeys(nc *config.Config) []string {
 		}
 	}
 	return out
-}
-
-func sameCert(a, b *tls.Certificate) bool {
-	if a == nil || b == nil {
-		return a == b
-	}
-	return len(a.Certificate) > 0 && len(b.Certificate) > 0 && bytes.Equal(a.Certificate[0], b.Certificate[0])
 }

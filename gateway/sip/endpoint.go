@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
@@ -43,7 +44,8 @@ type Endpoint struct {
 
 	dialogs dialogTable
 	health  health
-	resumed chan struct{} // closed once Serve reloaded the Store
+	resumed chan struct{}             // closed once Serve reloaded the Store
+	id      *atomic.Pointer[identity] // our certificate and tls.ca (SetTLS)
 
 	// base ends when the endpoint closes; timers and keepalive use it.
 	base      context.Context
@@ -77,8 +79,10 @@ func New(cfg Config) (*Endpoint, error) {
 	if cfg.Resolver != nil {
 		opts = append(opts, sipgo.WithUserAgentDNSResolver(cfg.Resolver))
 	}
+	id := &atomic.Pointer[identity]{}
+	id.Store(&identity{cert: cfg.Certificate, roots: cfg.RootCAs})
 	if cfg.Certificate != nil && cfg.RootCAs != nil {
-		opts = append(opts, sipgo.WithUserAgenTLSConfig(clientTLS(cfg)))
+		opts = append(opts, sipgo.WithUserAgenTLSConfig(clientTLS(cfg, id)))
 	}
 	ua, err := sipgo.NewUA(opts...)
 	if err != nil {
@@ -107,6 +111,7 @@ func New(cfg Config) (*Endpoint, error) {
 		base:     base,
 		cancel:   cancel,
 		resumed:  make(chan struct{}),
+		id:       id,
 	}
 	e.dialogs.init()
 	if cfg.Tracer.On(trace.SIP) {
@@ -144,7 +149,7 @@ func (e *Endpoint) Listen() error {
 		}
 		addr = ln.Addr()
 		if e.cfg.ListenTransport == "tls" {
-			ln = tls.NewListener(ln, serverTLS(e.cfg, e.log))
+			ln = tls.NewListener(ln, serverTLS(e.cfg, e.id, e.log))
 		}
 		e.ln = newGuardListener(ln, e.limits(), e.log)
 	}
