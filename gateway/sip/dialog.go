@@ -124,11 +124,27 @@ type dialogTable struct {
 	mu      sync.Mutex
 	m       map[DialogID]*dialog
 	pending map[pendingKey]Subscription
+	// early holds dialogs a NOTIFY created before Subscribe handled the
+	// 2xx, even once they ended, so that a late 2xx does not revive one.
+	early map[DialogID]*dialog
 }
 
 func (t *dialogTable) init() {
 	t.m = map[DialogID]*dialog{}
 	t.pending = map[pendingKey]Subscription{}
+	t.early = map[DialogID]*dialog{}
+}
+
+// created returns the dialog a NOTIFY created for id, live or ended, or
+// the live dialog.
+func (t *dialogTable) created(id DialogID) (*dialog, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if d, ok := t.early[id]; ok {
+		return d, true
+	}
+	d, ok := t.m[id]
+	return d, ok
 }
 
 func (t *dialogTable) get(id DialogID) (*dialog, bool) {

@@ -9,6 +9,7 @@
 //	go ep.Serve(ctx)               // listener on cfg.Listen + keepalive + resumed subscriptions
 //	res, err := ep.SendMessage(ctx, OutboundMessage{...})  // RFC 3428
 //	sub, err := ep.Subscribe(ctx, SubscribeRequest{...})   // RFC 6665 subscriber
+//	err = ep.Refresh(sub.ID)                               // re-SUBSCRIBE now: a NOTIFY with the full state follows
 //	err = ep.Notify(ctx, sub.ID, Notification{...})        // RFC 6665 notifier
 //
 // # Transport

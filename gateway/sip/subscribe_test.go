@@ -689,3 +689,52 @@ func TestNotifyApprovalSticks(t *testing.T) {
 		t.Errorf("NOTIFY after refresh %q, want active", subState(n))
 	}
 }
+
+// A notifier that accepts and at once ends the subscription with NOTIFYs
+// sent before its 2xx leaves no dialog behind: the late 2xx does not
+// revive it, in memory or in the Store.
+func TestNotifyEndsBeforeOK(t *testing.T) {
+	p := newPKI(t)
+	ed := startEdge(t, p, "tcp", nil, nil)
+	edgeTag := "edge-tag-2"
+	ed.srv.OnSubscribe(func(req *sip.Request, tx sip.ServerTransaction) {
+		for i, state := range []string{"active;expires=600", "terminated;reason=rejected"} {
+			n := sip.NewRequest(sip.NOTIFY, req.Contact().Address)
+			from := &sip.FromHeader{Address: req.To().Address, Params: sip.NewParams()}
+			from.Params.Add("tag", edgeTag)
+			n.AppendHeader(from)
+			n.AppendHeader(&sip.ToHeader{Address: req.From().Address, Params: req.From().Params.Clone()})
+			n.AppendHeader(req.CallID())
+			n.AppendHeader(&sip.CSeqHeader{SeqNo: uint32(i + 1), MethodName: sip.NOTIFY})
+			n.AppendHeader(sip.NewHeader("Contact", "<sip:alice@127.0.0.1:"+itoa(ed.port())+";transport=tcp>"))
+			n.AppendHeader(sip.NewHeader("Event", "presence"))
+			n.AppendHeader(sip.NewHeader("Subscription-State", state))
+			ed.do(n)
+		}
+		res := sip.NewResponseFromRequest(req, 200, "OK", nil)
+		res.To().Params.Remove("tag")
+		res.To().Params.Add("tag", edgeTag)
+		res.AppendHeader(sip.NewHeader("Expires", "600"))
+		tx.Respond(res)
+	})
+	ed.serve()
+	h := newHandler()
+	store := gwsip.NewMemoryStore()
+	ep, _, _ := gateway(t, p, ed, h, func(c *gwsip.Config) { c.Store = store })
+
+	s, err := ep.Subscribe(context.Background(), gwsip.SubscribeRequest{From: uri(t, "sip:romeo@xmpp.test"), To: uri(t, "sip:alice@litware.test"), Expires: 600 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.State != gwsip.StateTerminated {
+		t.Errorf("Subscribe returned state %s, want terminated", s.State)
+	}
+	next(t, h.notifies, "active NOTIFY")
+	next(t, h.notifies, "terminating NOTIFY")
+	if subs := ep.Subscriptions(); len(subs) != 0 {
+		t.Errorf("live dialogs %+v, want none", subs)
+	}
+	if all, _ := store.All(context.Background()); len(all) != 0 {
+		t.Errorf("store holds %+v, want nothing", all)
+	}
+}

@@ -65,6 +65,11 @@ func (e *Endpoint) Subscribe(ctx context.Context, r SubscribeRequest) (Subscript
 	defer func() {
 		e.dialogs.mu.Lock()
 		delete(e.dialogs.pending, key)
+		for id := range e.dialogs.early {
+			if id.CallID == key.callID && id.LocalTag == key.localTag {
+				delete(e.dialogs.early, id)
+			}
+		}
 		e.dialogs.mu.Unlock()
 	}()
 
@@ -111,7 +116,7 @@ func (e *Endpoint) Subscribe(ctx context.Context, r SubscribeRequest) (Subscript
 	}
 	id := tmpl.ID
 	id.RemoteTag = tagOf(res.To().Params)
-	if d, ok := e.dialogs.get(id); ok {
+	if d, ok := e.dialogs.created(id); ok {
 		return e.adoptEarly(ctx, d, tmpl, granted)
 	}
 	s := tmpl
@@ -127,7 +132,11 @@ func (e *Endpoint) Subscribe(ctx context.Context, r SubscribeRequest) (Subscript
 	}
 	d := newDialog(s)
 	e.dialogs.mu.Lock()
-	if early, ok := e.dialogs.m[id]; ok {
+	early, ok := e.dialogs.early[id]
+	if !ok {
+		early, ok = e.dialogs.m[id]
+	}
+	if ok {
 		// A NOTIFY made the dialog while ours was being stored: it holds
 		// the newer state.
 		e.dialogs.mu.Unlock()
@@ -151,11 +160,13 @@ func (e *Endpoint) adoptEarly(ctx context.Context, d *dialog, tmpl Subscription,
 	d.sub.Interval = tmpl.Interval
 	d.sub.LocalCSeq = max(d.sub.LocalCSeq, tmpl.LocalCSeq)
 	s := d.sub.clone()
-	var err error
-	if !d.ended && s.State != StateTerminated {
-		err = e.cfg.Store.Put(ctx, s)
-		e.armLocked(d, refreshDelay(granted), func() { e.refresh(d) })
+	if d.ended || s.State == StateTerminated {
+		// Ended by a NOTIFY already: take back a record Subscribe may
+		// have written meanwhile.
+		return s, e.cfg.Store.Delete(ctx, s.ID)
 	}
+	err := e.cfg.Store.Put(ctx, s)
+	e.armLocked(d, refreshDelay(granted), func() { e.refresh(d) })
 	return s, err
 }
 
@@ -234,6 +245,24 @@ func (e *Endpoint) refresh(d *dialog) {
 		}
 		e.logDialog("sip: dialog refreshed", s)
 	}
+}
+
+// Refresh re-SUBSCRIBEs a subscription we created now, ahead of its
+// timer, and waits for the outcome. The notifier answers a refresh with a
+// NOTIFY of the full current state (RFC 6665 §4.2.1.2): this is how state
+// that was not kept (e.g. across a restart) is fetched again within the
+// dialog. Outcomes are handled as for a timed refresh (481 ends the dialog).
+func (e *Endpoint) Refresh(id DialogID) error {
+	d, ok := e.dialogs.get(id)
+	if !ok || d.snapshot().Role != RoleSubscriber {
+		return fmt.Errorf("sip: refresh %s: %w", id, ErrNoDialog)
+	}
+	if !e.track() {
+		return fmt.Errorf("sip: refresh %s: %w", id, ErrClosed)
+	}
+	defer e.wg.Done()
+	e.refresh(d)
+	return nil
 }
 
 // resubscribe sends one in-dialog SUBSCRIBE asking for dur (0 unsubscribes).
@@ -401,6 +430,7 @@ func (e *Endpoint) dialogFromNotify(ctx context.Context, req *sip.Request, id Di
 		return old, nil // another NOTIFY of this dialog got here first
 	}
 	e.dialogs.m[id] = d
+	e.dialogs.early[id] = d
 	e.dialogs.mu.Unlock()
 	d.mu.Lock()
 	e.armLocked(d, refreshDelay(time.Until(s.Expires)), func() { e.refresh(d) })
