@@ -41,7 +41,8 @@ import (
 //	NOTIFY terminated deactivated|timeout| 200, re-SUBSCRIBE after            unavailable while re-subscribing
 //	       probation|giveup                retry-after (RFC 6665 §4.1.3)
 //	X unsubscribe                          SUBSCRIBE Expires 0 in the dialog  unavailable (RFC 6121 §3.3.3)
-//	X probe, dialog active                 -                                  last presence from a NOTIFY
+//	X probe, dialog active                 - (refresh SUBSCRIBE when U's       last presence from a NOTIFY
+//	                                       presence is unknown, e.g. restart)
 //	X probe, no dialog                     SUBSCRIBE (re-creates what X's     as for subscribe
 //	                                       server believes exists)
 //	SUBSCRIBE 4xx-6xx, timeout, no Edge    -                                  presence type='error', condition
@@ -70,7 +71,8 @@ import (
 // adds what SIP does not keep: X's presence per resource (the latest
 // available resource wins; re-learnt from X's server by a probe when a
 // refresh finds it unknown), U's presence from the last NOTIFY with a PIDF
-// body (lost on restart until U's next NOTIFY), which subscriber dialogs
+// body (after a restart, X's next probe refreshes the dialog, whose NOTIFY
+// brings it back), which subscriber dialogs
 // already told X 'subscribed' (after a restart X may get it once more,
 // which RFC 6121 §3.1.6 has X's server ignore), dialogs we are leaving,
 // and notifier dialogs whose first NOTIFY may not be out yet.
@@ -514,8 +516,18 @@ func (s *Server) xmppWatch(ctx context.Context, st *xmpp.Stanza, typ stanza.Pres
 		if p, ok := s.pres.sipPresenceOf(pair.u); ok {
 			p.From, p.To = pair.u, pair.x
 			s.toXMPP(ctx, p)
-		} else {
-			s.log.Info("xmpp probe: no presence of the SIP user yet; the next NOTIFY brings it", "from", pair.x.String(), "to", pair.u.String())
+			return nil
+		}
+		// Not kept (a restart): refresh the dialog, and the NOTIFY that
+		// answers it (RFC 6665 §4.2.1.2) brings the state to X.
+		for _, sub := range subs {
+			if sub.State == sip.StateActive && !s.pres.isLeaving(sub.ID) {
+				s.log.Info("xmpp probe: SIP user's presence unknown, refreshing the subscription", "from", pair.x.String(), "to", pair.u.String(), "dialog", sub.ID.String())
+				if err := s.ep.Refresh(sub.ID); err != nil {
+					s.log.Warn("sip refresh failed", "dialog", sub.ID.String(), "err", err)
+				}
+				break
+			}
 		}
 	case actUnsubscribe:
 		for _, sub := range subs {
@@ -544,7 +556,9 @@ func (s *Server) subscribeSIP(ctx context.Context, st *xmpp.Stanza, pair presenc
 	if err != nil {
 		return s.presenceRefused(st, err)
 	}
-	s.pres.setPair(sub.ID, pair)
+	if sub.State != sip.StateTerminated { // a NOTIFY may have ended it already
+		s.pres.setPair(sub.ID, pair)
+	}
 	s.log.Info("sip subscription created", "from", pair.x.String(), "to", pair.u.String(), "dialog", sub.ID.String(), "state", string(sub.State))
 	return nil
 }

@@ -398,6 +398,23 @@ func TestPresenceXMPPWatchesSIP(t *testing.T) {
 		l.stanza(t, "unsubscribed", "unsubscribed", alice)
 		l.stanza(t, "unavailable", "unavailable", alice)
 	})
+	t.Run("probe after a restart fetches the state by a refresh", func(t *testing.T) {
+		l.presence(t, dave, alice, "subscribe", "")
+		s := recv(t, l.subsIn, "new SUBSCRIBE")
+		l.notify(t, s, 1, "active;expires=3600", "")
+		l.stanza(t, "subscribed", "subscribed", alice)
+		l.restart(t)
+		l.presence(t, dave, alice, "probe", "")
+		r := recv(t, l.subsIn, "refreshing SUBSCRIBE")
+		if r.req.CallID().Value() != s.req.CallID().Value() || r.req.GetHeader("Expires").Value() == "0" {
+			t.Fatalf("probe sent %s Call-ID %s Expires %s, want a refresh in the dialog", r.req.StartLine(), r.req.CallID().Value(), r.req.GetHeader("Expires").Value())
+		}
+		l.notify(t, s, 2, "active;expires=3600", alicePIDF)
+		// After the restart the gateway no longer knows X was told
+		// 'subscribed'; a repeat is ignored by X's server (RFC 6121 §3.1.6).
+		l.stanza(t, "subscribed again", "subscribed", alice)
+		l.stanza(t, "presence from the refresh", "", alice, "<show>away</show>", "Обед 🍜")
+	})
 	t.Run("refused SUBSCRIBE is a presence error", func(t *testing.T) {
 		l.presence(t, dave, "ghost@litware.test", "subscribe", "")
 		st := l.stanza(t, "error", "error", "ghost@litware.test", "item-not-found", "404")
