@@ -132,6 +132,10 @@ const (
 	DefaultMaxFiles  = 5         // the current file and 4 rotated ones
 	DefaultBuffer    = 4096      // records waiting for the writer
 	DefaultDropEvery = 10 * time.Second
+	// DefaultMaxQueued bounds the bytes of messages waiting for the
+	// writer, so that a stalled disk costs at most this much memory
+	// whatever the message sizes.
+	DefaultMaxQueued = 16 << 20
 )
 
 // Options configure a Tracer.
@@ -147,8 +151,10 @@ type Options struct {
 	// the current one included.
 	MaxSize  int64
 	MaxFiles int
-	// Buffer is the number of records that may wait for the writer.
-	Buffer int
+	// Buffer is the number of records that may wait for the writer, and
+	// MaxQueued their bytes in all.
+	Buffer    int
+	MaxQueued int64
 	// DropEvery is how often a "records dropped" note is written while
 	// records are being dropped.
 	DropEvery time.Duration
@@ -163,6 +169,7 @@ type Tracer struct {
 	w       io.Writer
 	closer  io.Closer
 	dropped atomic.Uint64
+	queued  atomic.Int64 // bytes of messages in ch
 	done    chan struct{}
 	err     error // the first write error, after done
 
@@ -182,6 +189,9 @@ func Open(o Options) (*Tracer, error) {
 	}
 	if o.Buffer <= 0 {
 		o.Buffer = DefaultBuffer
+	}
+	if o.MaxQueued <= 0 {
+		o.MaxQueued = DefaultMaxQueued
 	}
 	if o.DropEvery <= 0 {
 		o.DropEvery = DefaultDropEvery
@@ -233,9 +243,19 @@ func (t *Tracer) startRecord() Record {
 func (t *Tracer) On(p Proto) bool { return t != nil && t.o.Protocols&p != 0 }
 
 // Trace records ev unless its protocol is off. It never blocks: with the
-// buffer full the record is dropped and counted.
+// buffer full (in records or bytes) the record is dropped and counted.
 func (t *Tracer) Trace(ev Event) {
 	if !t.On(ev.Proto) {
+		return
+	}
+	if len(t.ch) == cap(t.ch) { // full: drop before copying
+		t.dropped.Add(1)
+		return
+	}
+	n := int64(len(ev.Msg))
+	if t.queued.Add(n) > t.o.MaxQueued {
+		t.queued.Add(-n)
+		t.dropped.Add(1)
 		return
 	}
 	ev.Msg = append([]byte(nil), ev.Msg...)
@@ -243,11 +263,13 @@ func (t *Tracer) Trace(ev Event) {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	if t.closed {
+		t.queued.Add(-n)
 		return
 	}
 	select {
 	case t.ch <- ev:
 	default:
+		t.queued.Add(-n)
 		t.dropped.Add(1)
 	}
 }
@@ -325,6 +347,7 @@ func (t *Tracer) run() {
 				flush()
 				return
 			}
+			t.queued.Add(-int64(len(ev.Msg)))
 			write(t.record(ev))
 			if len(t.ch) == 0 {
 				flush() // records reach the file while the gateway is quiet

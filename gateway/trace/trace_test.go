@@ -3,6 +3,7 @@ package trace
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -229,6 +230,29 @@ func TestDropWhenFull(t *testing.T) {
 	}
 }
 
+// TestDropBySize: a few large messages fill the byte budget before the
+// record count does.
+func TestDropBySize(t *testing.T) {
+	w := &blockingWriter{release: make(chan struct{})}
+	tr, err := Open(Options{Writer: w, Protocols: XMPP, Buffer: 1000, MaxQueued: 1 << 20, DropEvery: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := []byte("<message><body>" + strings.Repeat("x", 256<<10) + "</body></message>")
+	for i := 0; i < 40; i++ {
+		tr.Trace(Event{Proto: XMPP, Dir: In, Msg: big})
+	}
+	// 1 MiB holds 3 of them queued, plus at most one in the writer's hands
+	// and a batch it cannot flush.
+	if d := tr.Dropped(); d < 30 {
+		t.Errorf("dropped %d of 40 messages of 256 KiB with a 1 MiB budget", d)
+	}
+	close(w.release)
+	if err := tr.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestParseProtocols(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -251,6 +275,66 @@ func TestParseProtocols(t *testing.T) {
 			}
 			if err != nil || got != tt.want {
 				t.Errorf("= %v, %v; want %v", got, err, tt.want)
+			}
+		})
+	}
+}
+
+// BenchmarkHook is what a hook costs the relaying goroutine: off (a nil
+// Tracer), and on (copy and hand-off; the writer goroutine redacts and
+// writes to io.Discard meanwhile).
+func BenchmarkHook(b *testing.B) {
+	msg := []byte(sipMessage)
+	b.Run("off", func(b *testing.B) {
+		var tr *Tracer
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			if tr.On(SIP) {
+				tr.Trace(Event{Proto: SIP, Dir: In, Msg: msg})
+			}
+		}
+	})
+	b.Run("on", func(b *testing.B) {
+		// A buffer for every record: the hand-off itself, no drops.
+		tr, err := Open(Options{Writer: io.Discard, Protocols: SIP, Buffer: b.N + 1, MaxQueued: 1 << 40})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer tr.Close()
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			tr.Trace(Event{Proto: SIP, Dir: In, Msg: msg})
+		}
+	})
+	b.Run("on, writer behind", func(b *testing.B) {
+		tr, err := Open(Options{Writer: io.Discard, Protocols: SIP})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer tr.Close()
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			tr.Trace(Event{Proto: SIP, Dir: In, Msg: msg})
+		}
+		b.StopTimer()
+		b.ReportMetric(float64(tr.Dropped())/float64(b.N), "dropped/op")
+	})
+}
+
+// BenchmarkWriter is the writer's work per record: redaction and JSON.
+func BenchmarkWriter(b *testing.B) {
+	tr := &Tracer{o: Options{Now: time.Now}}
+	for _, c := range []struct {
+		name string
+		ev   Event
+	}{
+		{"sip", Event{Proto: SIP, Dir: In, Msg: []byte(sipMessage)}},
+		{"xmpp", Event{Proto: XMPP, Dir: Out, Msg: []byte(`<message from='a@b' to='c@d' type='chat' id='x'><body>hello there</body><thread>t</thread></message>`)}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				json.Marshal(tr.record(c.ev))
 			}
 		})
 	}
