@@ -76,6 +76,9 @@ import (
 // already told X 'subscribed' (after a restart X may get it once more,
 // which RFC 6121 §3.1.6 has X's server ignore), dialogs we are leaving,
 // and notifier dialogs whose first NOTIFY may not be out yet.
+//
+// Stanzas from XMPP run on a lane per pair of users (lanes.go): in order
+// for the pair, concurrently across pairs, never on the partner's stream.
 
 // presenceBook is the gateway's presence state; the zero value is ready.
 type presenceBook struct {
@@ -100,8 +103,13 @@ func (p presencePair) key() string { return p.x.String() + " " + p.u.String() }
 // (RFC 6665 §4.2.1.2: the subscriber learns pending before active).
 type freshDialog struct {
 	pair presencePair
-	cseq uint32 // the dialog's local CSeq before its first NOTIFY
+	cseq uint32    // the dialog's local CSeq before its first NOTIFY
+	at   time.Time // entries of dialogs that were never created expire
 }
+
+// freshTTL bounds how long a fresh entry is kept: the first NOTIFY leaves
+// within a handler timeout, or the dialog was never created.
+const freshTTL = time.Minute
 
 // xmppPresence is one XMPP user's presence per resource.
 type xmppPresence struct {
@@ -228,6 +236,12 @@ func (b *presenceBook) addFresh(id sip.DialogID, f freshDialog) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.init()
+	for old, o := range b.fresh {
+		if time.Since(o.at) > freshTTL {
+			delete(b.fresh, old)
+		}
+	}
+	f.at = time.Now()
 	b.fresh[id] = f
 }
 
@@ -748,7 +762,8 @@ func (s *Server) subscribeFromSIP(ctx context.Context, change sip.Change, sub si
 	s.pres.setPair(sub.ID, pair)
 	if active {
 		// U is already authorized through another dialog (another device):
-		// no new question for X.
+		// no new question for X. Presence NOTIFYs wait for the first one.
+		s.pres.addFresh(sub.ID, freshDialog{pair: pair, cseq: sub.LocalCSeq})
 		log.Info("sip SUBSCRIBE accepted: pair already active")
 		return s.answerWithPresence(ctx, true, pair, log)
 	}
