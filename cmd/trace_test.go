@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"flag"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -16,6 +17,9 @@ import (
 
 	"github.com/xgw-gateway/xgw/gateway/config"
 	"github.com/xgw-gateway/xgw/gateway/trace"
+	"github.com/xgw-gateway/xgw/internal/certtest"
+	"github.com/xgw-gateway/xgw/internal/dnstest"
+	"github.com/xgw-gateway/xgw/internal/testenv"
 )
 
 var updateTrace = flag.Bool("update", false, "rewrite the golden files in testdata/trace")
@@ -197,5 +201,63 @@ func TestServeTraceSettings(t *testing.T) {
 				t.Errorf("settings = %+v, %v; want %+v", st, err, tt.want)
 			}
 		})
+	}
+}
+
+// TestServeTrace runs `xgw serve --force --trace xmpp --trace-file F`
+// against the scenarios' deployment (Edge down) and opens an s2s stream:
+// the stream header it sent and the gateway's answer are in the trace,
+// and `xgw trace` prints them.
+func TestServeTrace(t *testing.T) {
+	testenv.Netns(t)
+	d := &deployment{ca: certtest.NewCA(t, "Litware Lab CA"), other: certtest.NewCA(t, "Other CA")}
+	d.healthy = execTemplate(t, "healthy.zone.tmpl", healthyParams())
+	d.healthyDNS = dnstest.Start(t, "127.0.0.1:0", "litware.test", d.healthy).Addr
+	edgeDown := scenario{name: "Edge down", params: func(p *labParams) { p.EdgeIP = edgeDownIP }}
+	cfg, dnsAddr := d.render(t, t.TempDir(), edgeDown)
+	file := filepath.Join(t.TempDir(), "trace.jsonl")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	sctx, stop := context.WithCancel(ctx)
+	done := make(chan string, 1)
+	go func() {
+		_, _, stderr := serveCtx(sctx, "-c", cfg, "--dns-server", dnsAddr, "--state-dir", t.TempDir(), "-o", "json",
+			"--log-format", "json", "--force", "--trace", "xmpp", "--trace-file", file)
+		done <- stderr
+	}()
+	var conn net.Conn
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline) && conn == nil; time.Sleep(50 * time.Millisecond) {
+		conn, _ = net.DialTimeout("tcp", gatewayIP+":5269", 200*time.Millisecond)
+	}
+	if conn == nil {
+		stop()
+		t.Fatalf("xgw serve never listened; stderr:\n%s", <-done)
+	}
+	const header = `<?xml version='1.0'?><stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback' from='peer.example' to='school.test' version='1.0'>`
+	conn.Write([]byte(header))
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 4096)
+	conn.Read(buf) // the gateway's header and features
+	conn.Close()
+	time.Sleep(100 * time.Millisecond)
+	stop()
+	stderr := <-done
+	if !strings.Contains(stderr, `"msg":"protocol trace on"`) {
+		t.Errorf("no log line saying the trace is on:\n%s", stderr)
+	}
+	s, out, _ := TestStreams()
+	root := NewRootCmd(s)
+	root.SetArgs([]string{"trace", file, "--proto", "xmpp"})
+	if err := root.Execute(); err != nil {
+		t.Fatal(err)
+	}
+	got := out.String()
+	for _, want := range []string{
+		"<- XMPP 127.", "school.test <- peer.example", "from='peer.example' to='school.test'", // what we sent
+		"-> XMPP 127.", "<stream:features>", // the answer, indented
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("xgw trace output lacks %q:\n%s", want, got)
+		}
 	}
 }
