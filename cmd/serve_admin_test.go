@@ -27,12 +27,12 @@ func TestPeriodicChecks(t *testing.T) {
 	for _, c := range periodicChecks(checks.All()) {
 		ids = append(ids, c.ID)
 	}
-	for _, id := range []string{"net.xmpp", "net.hairpin"} {
+	for _, id := range []string{"net.xmpp", "net.hairpin", "bind.sip", "bind.xmpp"} {
 		if slices.Contains(ids, id) {
 			t.Errorf("periodic checks include %s", id)
 		}
 	}
-	for _, id := range []string{"config", "bind.sip", "bind.xmpp", "dns.srv", "edge"} {
+	for _, id := range []string{"config", "dns.srv", "tls.cert", "edge", "xmpp.peer"} {
 		if !slices.Contains(ids, id) {
 			t.Errorf("periodic checks lack %s", id)
 		}
@@ -100,20 +100,23 @@ tls: {cert: cert.pem, key: key.pem}
 
 	tests := []struct {
 		name, file string
+		applied    bool // reload returns the new config
 		wantLog    string
 		wantLevel  slog.Level
 		wantStatus int // /metrics without a token
 	}{
-		{"bad file refused", base + "log: {level: loud}\nadmin: {token: t}\n", `"msg":"config reload refused: the running config stays"`, slog.LevelInfo, 404},
-		{"bad partner refused", strings.Replace(base, "domain: peer.test", "domain: litware.test", 1) + "log: {level: debug}\n", `expected a remote XMPP domain, not one of sip.domains`, slog.LevelInfo, 404},
-		{"level and token applied", base + "log: {level: debug}\nadmin: {token: t}\n", `"msg":"config reloaded"`, slog.LevelDebug, 401},
-		{"restart needed named", strings.Replace(base, "port: 9,", "port: 10,", 1), `"key":"sip.edge"`, slog.LevelDebug, 404},
+		{"bad file refused", base + "log: {level: loud}\nadmin: {token: t}\n", false, `"msg":"config reload refused: the running config stays"`, slog.LevelInfo, 404},
+		{"bad partner refused", strings.Replace(base, "domain: peer.test", "domain: litware.test", 1) + "log: {level: debug}\n", false, `expected a remote XMPP domain, not one of sip.domains`, slog.LevelInfo, 404},
+		{"level and token applied", base + "log: {level: debug}\nadmin: {token: t}\n", true, `"msg":"config reloaded"`, slog.LevelDebug, 401},
+		{"restart needed named", strings.Replace(base, "port: 9,", "port: 10,", 1), true, `"key":"sip.edge"`, slog.LevelDebug, 404},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			logs.Reset()
 			write(tt.file)
-			reload(path, srv, adm, level, log)
+			if nc := reload(path, srv, adm, level, log); (nc != nil) != tt.applied {
+				t.Errorf("reload returned %v, want applied %v", nc, tt.applied)
+			}
 			if !strings.Contains(logs.String(), tt.wantLog) {
 				t.Errorf("log lacks %s:\n%s", tt.wantLog, logs.String())
 			}
