@@ -126,7 +126,10 @@ func runServe(ctx context.Context, s *Streams, o *serveOptions) error {
 		level.UnmarshalText([]byte(cfg.Log.Level)) // validated by config
 	}
 	if o.adminAddr != "" {
-		cfg.Admin.Listen = o.adminAddr
+		cfg.Admin.Listen = o.adminAddr // validated like the key: loopback, or a token
+		if errs := cfg.Validate(); len(errs) > 0 {
+			return usageError(fmt.Errorf("--admin-listen: %w", errs))
+		}
 	}
 	selected, err := checks.Select(checks.All(), nil, o.skip, false)
 	if err != nil {

@@ -52,6 +52,24 @@ func TestPeriodicChecks(t *testing.T) {
 	}
 }
 
+// --admin-listen is held to admin.listen's rule: loopback, or a token. The
+// refusal comes before any check runs or port is bound.
+func TestServeAdminListenFlag(t *testing.T) {
+	dir := t.TempDir()
+	certtest.NewCA(t, "Flag CA").Issue(t, certtest.Leaf{CN: "xgw-int.litware.test", ECDSA: true}).WriteFiles(t, dir, nil)
+	path := filepath.Join(dir, "xgw.yaml")
+	if err := os.WriteFile(path, []byte(`sip: {domains: [litware.test], listen: 127.0.0.1:0, edge: {host: 127.0.0.1, transport: tcp}}
+xmpp: {listen: 127.0.0.1:0, internal_fqdn: xgw-int.litware.test, external_fqdn: xmpp.litware.test}
+tls: {cert: cert.pem, key: key.pem}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr := serveCtx(t.Context(), "-c", path, "--admin-listen", "0.0.0.0:9269")
+	if code != 2 || !strings.Contains(stderr, `--admin-listen: `) || !strings.Contains(stderr, "not a loopback address") || stdout != "" {
+		t.Errorf("exit %d, stdout %q, stderr %q; want 2 naming the flag and the rule, and no check report", code, stdout, stderr)
+	}
+}
+
 // reload (SIGHUP): a bad file is refused and changes nothing; a good one
 // applies log.level and admin.token.
 func TestServeReload(t *testing.T) {
