@@ -60,8 +60,8 @@ type edgeSub struct {
 }
 
 // startPresenceLoop runs the gateway for litware.test. The Edge answers
-// SUBSCRIBE 404 for ghost@litware.test and 200 otherwise; the test sends
-// the NOTIFYs of the SIP users itself.
+// SUBSCRIBE 404 for ghost@litware.test, nothing for mute@litware.test and
+// 200 otherwise; the test sends the NOTIFYs of the SIP users itself.
 func startPresenceLoop(t *testing.T) *presenceLoop {
 	t.Helper()
 	gwLn, err := net.Listen("tcp", "127.0.0.1:0")
@@ -112,8 +112,11 @@ _xmpp-server._tcp.litware 60 IN SRV 0 5 %d litware.test.
 	edge, _ := sipgo.NewServer(ua, sipgo.WithServerLogger(quiet))
 	l.client, _ = sipgo.NewClient(ua, sipgo.WithClientLogger(quiet))
 	edge.OnSubscribe(func(req *sip.Request, tx sip.ServerTransaction) {
-		if req.Recipient.User == "ghost" {
+		switch req.Recipient.User {
+		case "ghost":
 			tx.Respond(sip.NewResponseFromRequest(req, 404, "Not Found", nil))
+			return
+		case "mute": // never answers
 			return
 		}
 		tag := "edge" + strconv.FormatInt(l.tags.Add(1), 10)
@@ -159,7 +162,7 @@ func (l *presenceLoop) start(t *testing.T, gwLn net.Listener, sipListen string) 
 	l.srv, err = gateway.New(l.cfg, gateway.WithXMPPListener(gwLn), gateway.WithSIPListen(sipListen),
 		gateway.WithDNSServer(l.dnsAddr), gateway.WithStateDir(l.stateDir), gateway.WithDrainTimeout(3*time.Second),
 		gateway.WithLogger(slog.New(slog.NewTextHandler(l.logs, nil))),
-		gateway.WithSIPConfig(func(c *gwsip.Config) { c.KeepaliveInterval = -1 }))
+		gateway.WithSIPConfig(func(c *gwsip.Config) { c.KeepaliveInterval, c.RequestTimeout = -1, 2*time.Second }))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -418,6 +421,11 @@ func TestPresenceXMPPWatchesSIP(t *testing.T) {
 	t.Run("refused SUBSCRIBE is a presence error", func(t *testing.T) {
 		l.presence(t, dave, "ghost@litware.test", "subscribe", "")
 		st := l.stanza(t, "error", "error", "ghost@litware.test", "item-not-found", "404")
+		t.Logf("peer got %s", st)
+	})
+	t.Run("unanswered SUBSCRIBE is a presence error", func(t *testing.T) {
+		l.presence(t, dave, "mute@litware.test", "subscribe", "")
+		st := l.stanza(t, "error", "error", "mute@litware.test", "remote-server-timeout")
 		t.Logf("peer got %s", st)
 	})
 }
