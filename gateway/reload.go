@@ -80,6 +80,8 @@ func (s *Server) restartKeys(nc *config.Config) []string {
 		{"xmpp.max_stanza_size", oc.XMPP.MaxStanzaSize != nc.XMPP.MaxStanzaSize},
 		{"checks.dns_server", oc.Checks.DNSServer != nc.Checks.DNSServer},
 		{"admin.listen", oc.Admin.Listen != nc.Admin.Listen},
+		{"trace", oc.Trace.File != nc.Trace.File || !slices.Equal(oc.Trace.Protocols, nc.Trace.Protocols) ||
+			oc.Trace.Bodies != nc.Trace.Bodies || oc.Trace.MaxSizeMB != nc.Trace.MaxSizeMB || oc.Trace.MaxFiles != nc.Trace.MaxFiles},
 	} {
 		if k.changed {
 			out = append(out, k.key)
