@@ -247,7 +247,7 @@ func (e *Endpoint) end(ctx context.Context, d *dialog, reason string) bool {
 	d.mu.Unlock()
 	e.dialogs.remove(s.ID, d)
 	if err := e.cfg.Store.Delete(ctx, s.ID); err != nil {
-		e.log.Error("sip: store delete failed", "dialog", s.ID.String(), "error", err)
+		e.log.Error("sip: store delete failed", "dialog", s.ID.String(), "err", err)
 	}
 	e.logDialog("sip: dialog terminated", s, "reason", reason)
 	return true

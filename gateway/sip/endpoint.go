@@ -348,7 +348,7 @@ func (e *Endpoint) handle(fn func(ctx context.Context, req *sip.Request) (*sip.R
 
 func (e *Endpoint) respond(tx sip.ServerTransaction, res *sip.Response) {
 	if err := tx.Respond(res); err != nil {
-		e.log.Warn("sip: sending response failed", "status", res.StatusCode, "call-id", callIDOf(res), "error", err)
+		e.log.Warn("sip: sending response failed", "status", res.StatusCode, "call-id", callIDOf(res), "err", err)
 		return
 	}
 	e.trace(trace.Out, res)

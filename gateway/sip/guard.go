@@ -351,7 +351,7 @@ func (c *guardConn) Read(p []byte) (int, error) {
 			err := tc.HandshakeContext(ctx)
 			cancel()
 			if err != nil {
-				c.log.Debug("sip: TLS handshake failed", "remote", c.RemoteAddr().String(), "error", err)
+				c.log.Debug("sip: TLS handshake failed", "remote", c.RemoteAddr().String(), "err", err)
 				return 0, err
 			}
 		}
@@ -375,7 +375,7 @@ func (c *guardConn) Read(p []byte) (int, error) {
 			c.lim.traceReply(c.RemoteAddr(), f.reply)
 		}
 		if f.why != "" {
-			c.log.Warn("sip: refused input", "remote", c.RemoteAddr().String(), "transport", "stream", "why", f.why, "error", f.fatal)
+			c.log.Warn("sip: refused input", "remote", c.RemoteAddr().String(), "transport", "stream", "why", f.why, "err", f.fatal)
 		}
 		if f.fatal != nil {
 			return 0, f.fatal
@@ -449,7 +449,7 @@ func (g *guardPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
 			g.lim.traceReply(addr, f.reply)
 		}
 		if f.why != "" || f.fatal != nil {
-			g.log.Warn("sip: refused input", "remote", addr.String(), "transport", "udp", "why", f.why, "error", f.fatal)
+			g.log.Warn("sip: refused input", "remote", addr.String(), "transport", "udp", "why", f.why, "err", f.fatal)
 		}
 		if f.msg == nil {
 			continue

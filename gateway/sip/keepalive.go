@@ -58,7 +58,7 @@ func (e *Endpoint) PingEdge(ctx context.Context) EdgeHealth {
 		if h.Up {
 			e.log.Info("sip: edge up", "edge", e.edgeAddr, "status", h.Status)
 		} else {
-			e.log.Warn("sip: edge down", "edge", e.edgeAddr, "error", err)
+			e.log.Warn("sip: edge down", "edge", e.edgeAddr, "err", err)
 		}
 	}
 	return *h

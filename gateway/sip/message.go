@@ -59,7 +59,7 @@ func (e *Endpoint) SendMessage(ctx context.Context, m OutboundMessage) (*sip.Res
 	req.SetBody(m.Body)
 	res, err := e.do(ctx, req, e.edgeAddr)
 	if err != nil {
-		e.log.Warn("sip: MESSAGE failed", "to", m.To.String(), "call-id", callID(req), "error", err)
+		e.log.Warn("sip: MESSAGE failed", "to", m.To.String(), "call-id", callID(req), "err", err)
 		return nil, err
 	}
 	if res.StatusCode >= 300 {

@@ -111,7 +111,7 @@ func (e *Endpoint) acceptSubscription(ctx context.Context, req *sip.Request, pkg
 		first = Notification{State: StateTerminated, Reason: "timeout", ContentType: ans.ContentType, Body: ans.Body}
 	} else {
 		if err := e.cfg.Store.Put(ctx, sub); err != nil {
-			e.log.Error("sip: store write failed, refusing SUBSCRIBE", "dialog", sub.ID.String(), "error", err)
+			e.log.Error("sip: store write failed, refusing SUBSCRIBE", "dialog", sub.ID.String(), "err", err)
 			return reply(req, 500, "Subscription Not Stored"), nil
 		}
 		d.mu.Lock()
@@ -205,7 +205,7 @@ func (e *Endpoint) updateSubscription(ctx context.Context, req *sip.Request, pkg
 	}
 	d.mu.Unlock()
 	if err != nil {
-		e.log.Error("sip: store write failed, refusing refresh", "dialog", id.String(), "error", err)
+		e.log.Error("sip: store write failed, refusing refresh", "dialog", id.String(), "err", err)
 		return reply(req, 500, "Subscription Not Stored"), nil
 	}
 	e.logDialog("sip: dialog refreshed", s)
@@ -305,7 +305,7 @@ func (e *Endpoint) sendNotify(ctx context.Context, d *dialog, n Notification) er
 		if errors.Is(err, ErrClosed) || e.base.Err() != nil {
 			return err // shutting down: the dialog stays stored
 		}
-		e.log.Warn("sip: NOTIFY failed", "dialog", s.ID.String(), "error", err)
+		e.log.Warn("sip: NOTIFY failed", "dialog", s.ID.String(), "err", err)
 		if n.State != StateTerminated && e.end(ctx, d, "NOTIFY failed") {
 			e.ended(s, err.Error())
 		}

@@ -92,7 +92,7 @@ func (e *Endpoint) Subscribe(ctx context.Context, r SubscribeRequest) (Subscript
 		res, err = e.do(ctx, req, e.edgeAddr)
 		if err != nil {
 			e.dropForks(tmpl.ID, "SUBSCRIBE failed")
-			e.log.Warn("sip: SUBSCRIBE failed", "to", r.To.String(), "call-id", tmpl.ID.CallID, "error", err)
+			e.log.Warn("sip: SUBSCRIBE failed", "to", r.To.String(), "call-id", tmpl.ID.CallID, "err", err)
 			return Subscription{}, err
 		}
 		if res.StatusCode == 423 && attempt == 0 {
@@ -210,7 +210,7 @@ func (e *Endpoint) refresh(d *dialog) {
 	}
 	switch {
 	case err != nil:
-		e.log.Warn("sip: refresh failed", "dialog", s.ID.String(), "error", err)
+		e.log.Warn("sip: refresh failed", "dialog", s.ID.String(), "err", err)
 		if e.end(ctx, d, "refresh failed") {
 			e.ended(s, err.Error())
 		}
@@ -241,7 +241,7 @@ func (e *Endpoint) refresh(d *dialog) {
 		e.armLocked(d, refreshDelay(granted), func() { e.refresh(d) })
 		d.mu.Unlock()
 		if err != nil {
-			e.log.Error("sip: store write failed after refresh", "dialog", s.ID.String(), "error", err)
+			e.log.Error("sip: store write failed after refresh", "dialog", s.ID.String(), "err", err)
 		}
 		e.logDialog("sip: dialog refreshed", s)
 	}
@@ -300,7 +300,7 @@ func (e *Endpoint) Unsubscribe(ctx context.Context, id DialogID) error {
 	d.mu.Unlock()
 	res, err := e.resubscribe(ctx, d, 0)
 	if err != nil {
-		e.log.Warn("sip: unsubscribe failed", "dialog", id.String(), "error", err)
+		e.log.Warn("sip: unsubscribe failed", "dialog", id.String(), "err", err)
 		e.end(ctx, d, "unsubscribe failed")
 		return err
 	}
@@ -378,7 +378,7 @@ func (e *Endpoint) onNotify(ctx context.Context, req *sip.Request) (*sip.Respons
 	}
 	d.mu.Unlock()
 	if perr != nil {
-		e.log.Error("sip: store write failed on NOTIFY", "dialog", id.String(), "error", perr)
+		e.log.Error("sip: store write failed on NOTIFY", "dialog", id.String(), "err", perr)
 		return reply(req, 500, "Subscription Not Stored"), nil
 	}
 	status := e.cfg.Handler.HandleNotify(ctx, snap, req)
@@ -420,7 +420,7 @@ func (e *Endpoint) dialogFromNotify(ctx context.Context, req *sip.Request, id Di
 	s.RemoteTarget = c.Address.String()
 	s.RouteSet = routeSet(req, false) // we are the UAS of this NOTIFY (RFC 3261 §12.1.1)
 	if err := e.cfg.Store.Put(ctx, s); err != nil {
-		e.log.Error("sip: store write failed on early NOTIFY", "dialog", id.String(), "error", err)
+		e.log.Error("sip: store write failed on early NOTIFY", "dialog", id.String(), "err", err)
 		return nil, reply(req, 500, "Subscription Not Stored")
 	}
 	d := newDialog(s)

@@ -81,7 +81,7 @@ func serverTLS(c Config, id *atomic.Pointer[identity], log *slog.Logger) *tls.Co
 		conf.VerifyConnection = func(cs tls.ConnectionState) error {
 			err := verifyEdgeClient(cs.PeerCertificates, id.Load().roots, c.Edge.Name)
 			if err != nil {
-				log.Warn("sip: refused TLS client", "remote", remote, "subject", subjectOf(cs.PeerCertificates), "expected", c.Edge.Name, "error", err)
+				log.Warn("sip: refused TLS client", "remote", remote, "subject", subjectOf(cs.PeerCertificates), "expected", c.Edge.Name, "err", err)
 			}
 			return err
 		}
