@@ -71,7 +71,7 @@ func (l *logBuf) String() string {
 // e2e is the running lab.
 type e2e struct {
 	bob      *lab.Client
-	uas      *lab.SippUAS
+	uas      *lab.Sipp
 	gwLog    *logBuf
 	prosody  *lab.Prosody
 	kamailio *lab.Kamailio

@@ -15,7 +15,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -37,7 +36,6 @@ const (
 
 type presenceE2E struct {
 	t        *testing.T // the top-level test, which outlives restarts
-	sipp     string
 	cfg      *config.Config
 	stateDir string
 	gwLog    *logBuf
@@ -50,7 +48,7 @@ type presenceE2E struct {
 func startPresenceE2E(t *testing.T, ctx context.Context) *presenceE2E {
 	t.Helper()
 	testenv.Netns(t)
-	p := &presenceE2E{t: t, sipp: testenv.Binary(t, "sipp"), gwLog: &logBuf{}, stateDir: t.TempDir()}
+	p := &presenceE2E{t: t, gwLog: &logBuf{}, stateDir: t.TempDir()}
 	lab.DNS53(t, lab.ServerZone(xmppDomain, prosodyIP), lab.ServerZone(sipDomain, gatewayIP))
 
 	ca := certtest.NewCA(t, "Litware presence E2E CA")
@@ -147,56 +145,23 @@ func (p *presenceE2E) startGateway() {
 }
 
 // startSipp runs a sipp scenario in the background until the top-level
-// test ends (stopped by its PID) and returns its message log.
-func (p *presenceE2E) startSipp(scenario, ip string, args ...string) string {
-	t := p.t
-	t.Helper()
-	dir := t.TempDir()
-	sf, _ := filepath.Abs(filepath.Join("testdata", "sipp", scenario))
-	logFile := filepath.Join(dir, "messages.log")
-	cmd := exec.Command(p.sipp, append([]string{"-sf", sf, "-nostdin", "-m", "1", "-t", "u1", "-i", ip, "-p", "5060",
-		"-trace_msg", "-message_file", logFile, "-trace_err", "-error_file", filepath.Join(dir, "errors.log")}, args...)...)
-	cmd.Dir = dir
-	var out logBuf
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-exited
-		if t.Failed() {
-			data, _ := os.ReadFile(logFile)
-			errs, _ := os.ReadFile(filepath.Join(dir, "errors.log"))
-			t.Logf("sipp %s messages:\n%s\nerrors:\n%s\noutput:\n%s", scenario, data, errs, out.String()[max(0, len(out.String())-1500):])
-		}
-	})
-	return logFile
+// test ends (stopped by its PID).
+func (p *presenceE2E) startSipp(scenario, ip string, args ...string) *lab.Sipp {
+	p.t.Helper()
+	return lab.StartSipp(p.t, filepath.Join("testdata", "sipp", scenario), ip+":5060", append([]string{"-m", "1"}, args...)...)
 }
 
-// sippRequest waits until a sipp message log holds a received request of
-// method that contains every substring, and returns it.
-func sippReceived(t *testing.T, logFile, method string, subs ...string) string {
+// sippReceived waits until sipp has received a request of method that
+// contains every substring, and returns it.
+func sippReceived(t *testing.T, s *lab.Sipp, method string, subs ...string) string {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		data, _ := os.ReadFile(logFile)
-		for _, m := range lab.SippMessages(data, "received") {
-			ok := strings.HasPrefix(m, method+" ")
-			for _, s := range subs {
-				ok = ok && strings.Contains(m, s)
-			}
-			if ok {
-				return m
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("sipp received no %s containing %q", method, subs)
-		}
-		time.Sleep(50 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	m, err := s.WaitRequest(ctx, method, subs...)
+	if err != nil {
+		t.Fatal(err)
 	}
+	return m
 }
 
 func sipHeaderValue(m, name string) string {
@@ -255,7 +220,7 @@ func TestEndToEndPresence(t *testing.T) {
 		}
 	})
 
-	uac := ""
+	var uac *lab.Sipp
 	var firstNotify string
 	t.Run("SIP user subscribes to the XMPP user, who approves", func(t *testing.T) {
 		uac = p.startSipp("uac-subscribe.xml", presenceUACIP, "-key", "to", bob, edgeIP+":5060")
@@ -269,7 +234,7 @@ func TestEndToEndPresence(t *testing.T) {
 			t.Errorf("NOTIFY Content-Type %q", ct)
 		}
 	})
-	if uac == "" || firstNotify == "" {
+	if uac == nil || firstNotify == "" {
 		t.Fatal("no subscription from the SIP side to carry on with")
 	}
 

@@ -16,15 +16,23 @@ import (
 	"github.com/xgw-gateway/xgw/internal/testenv"
 )
 
-// SippUAS is a sipp user agent server running a scenario until the test
+// Sipp is a sipp user agent running in the background until the test
 // ends; every message it exchanges is logged to its message file.
-type SippUAS struct {
+type Sipp struct {
 	messages string // sipp -message_file
 }
 
 // StartSippUAS runs sipp (Debian's sip-tester) with scenario (a path) as a
 // UDP server on addr (IP:PORT) and stops it by PID when the test ends.
-func StartSippUAS(t testing.TB, scenario, addr string) *SippUAS {
+func StartSippUAS(t testing.TB, scenario, addr string) *Sipp {
+	t.Helper()
+	return StartSipp(t, scenario, addr)
+}
+
+// StartSipp runs sipp with scenario from addr (IP:PORT, UDP) and extra
+// arguments (keys, -m, the remote address for a client scenario) until the
+// test ends, when it is stopped by PID.
+func StartSipp(t testing.TB, scenario, addr string, args ...string) *Sipp {
 	t.Helper()
 	bin := testenv.Binary(t, "sipp")
 	ip, port, err := splitAddr(addr)
@@ -32,12 +40,12 @@ func StartSippUAS(t testing.TB, scenario, addr string) *SippUAS {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	u := &SippUAS{messages: filepath.Join(dir, "uas-messages.log")}
-	cmd := exec.Command(bin, "-sf", absPath(scenario), "-nostdin", "-t", "u1", "-i", ip, "-p", port,
-		"-trace_msg", "-message_file", u.messages, "-trace_err", "-error_file", filepath.Join(dir, "uas-errors.log"))
+	u := &Sipp{messages: filepath.Join(dir, "messages.log")}
+	cmd := exec.Command(bin, append([]string{"-sf", absPath(scenario), "-nostdin", "-t", "u1", "-i", ip, "-p", port,
+		"-trace_msg", "-message_file", u.messages, "-trace_err", "-error_file", filepath.Join(dir, "errors.log")}, args...)...)
 	cmd.Dir = dir
 	if err := cmd.Start(); err != nil {
-		t.Fatalf("lab: start sipp UAS: %v", err)
+		t.Fatalf("lab: start sipp %s: %v", filepath.Base(scenario), err)
 	}
 	exited := make(chan struct{})
 	go func() { cmd.Wait(); close(exited) }()
@@ -46,7 +54,7 @@ func StartSippUAS(t testing.TB, scenario, addr string) *SippUAS {
 		<-exited
 		if t.Failed() {
 			data, _ := os.ReadFile(u.messages)
-			t.Logf("sipp UAS messages:\n%s", data)
+			t.Logf("sipp %s messages:\n%s", filepath.Base(scenario), data)
 		}
 	})
 	return u
@@ -54,7 +62,7 @@ func StartSippUAS(t testing.TB, scenario, addr string) *SippUAS {
 
 // WaitRequest returns the first request received with the given method
 // whose text contains every substring (start line, headers and body).
-func (u *SippUAS) WaitRequest(ctx context.Context, method string, subs ...string) (string, error) {
+func (u *Sipp) WaitRequest(ctx context.Context, method string, subs ...string) (string, error) {
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -66,7 +74,7 @@ func (u *SippUAS) WaitRequest(ctx context.Context, method string, subs ...string
 		}
 		select {
 		case <-ctx.Done():
-			return "", fmt.Errorf("lab: the sipp UAS received no %s containing %q: %w", method, subs, ctx.Err())
+			return "", fmt.Errorf("lab: sipp received no %s containing %q: %w", method, subs, ctx.Err())
 		case <-tick.C:
 		}
 	}
