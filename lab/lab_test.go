@@ -9,8 +9,9 @@
 //	DNS for everyone: 127.0.0.53:53 (SRV _xmpp-server._tcp.litware.test -> xmpp.litware.test:5269)
 //
 // Then it runs `xgw check` (every probe must pass), starts `xgw serve`,
-// sends one message each way with non-ASCII text, shows what each side
-// received, and stops everything.
+// sends one message each way with non-ASCII text, has alice watch bob's
+// presence and bob change it, shows what each side received, and stops
+// everything.
 package lab_test
 
 import (
@@ -44,6 +45,7 @@ const (
 	edgeIP     = "127.0.2.10"
 	uasAddr    = "127.0.3.1:5060"
 	uacAddr    = "127.0.3.2:5060"
+	watchAddr  = "127.0.3.4:5060" // alice's presence watcher
 )
 
 // The SIP user agents' scenarios are shared with the gateway's end-to-end tests.
@@ -107,6 +109,11 @@ func TestLab(t *testing.T) {
 		Routes: []lab.KamailioRoute{
 			{Methods: []string{"MESSAGE"}, Domains: []string{xmppDomain}, NextHop: "sip:" + gatewayIP + ":5061;transport=tls"},
 			{Methods: []string{"MESSAGE"}, Domains: []string{sipDomain}, NextHop: "sip:" + uasAddr + ";transport=udp"},
+			// Presence: SUBSCRIBEs for XMPP users and in-dialog requests to the
+			// gateway's Contact go to xgw; NOTIFYs for alice's watcher go to it.
+			{Methods: []string{"SUBSCRIBE"}, Domains: []string{xmppDomain}, NextHop: "sip:" + gatewayIP + ":5061;transport=tls"},
+			{Methods: []string{"SUBSCRIBE", "NOTIFY"}, Domains: []string{internal}, NextHop: "sip:" + gatewayIP + ":5061;transport=tls"},
+			{Methods: []string{"NOTIFY"}, Domains: []string{strings.Split(watchAddr, ":")[0]}, NextHop: "sip:" + watchAddr + ";transport=udp"},
 		},
 	})
 	uas := lab.StartSippUAS(t, filepath.Join(scenarios, "uas.xml"), uasAddr)
@@ -114,6 +121,11 @@ func TestLab(t *testing.T) {
 	step("Prosody for %s on %s with user bob", xmppDomain, prosodyIP)
 	prosody := lab.StartProsody(t, lab.ProsodyConfig{Domain: xmppDomain, Addr: prosodyIP, Users: map[string]string{"bob": "bob-pw"}})
 	bob := lab.Login(t, ctx, prosody.C2SAddr, prosody.JID("bob"), "bob-pw")
+	// Prosody delivers subscription requests only to resources that asked
+	// for the roster (RFC 6121).
+	if err := bob.RequestRoster(ctx); err != nil {
+		t.Fatal(err)
+	}
 
 	step("xgw check")
 	out, code := run(ctx, t, xgw, "check", "-c", cfg, "--no-color")
@@ -173,6 +185,30 @@ func TestLab(t *testing.T) {
 	if strings.TrimRight(msg.Body, "\r\n") != sipText {
 		t.Errorf("XMPP body = %q, want %q", msg.Body, sipText)
 	}
+
+	step("presence: alice@%s subscribes to bob@%s through the Edge; bob approves", sipDomain, xmppDomain)
+	watcher := lab.StartSipp(t, filepath.Join(scenarios, "uac-subscribe.xml"), watchAddr, "-m", "1", "-key", "to", "bob@"+xmppDomain, edgeIP+":5060")
+	if _, err := bob.WaitFor(ctx, func(s lab.Stanza) bool {
+		return s.Name == "presence" && s.Type == "subscribe" && strings.HasPrefix(s.From, "alice@"+sipDomain)
+	}); err != nil {
+		t.Fatalf("bob got no subscription request from alice: %v\n--- xgw serve log\n%s", err, srv.log())
+	}
+	if err := bob.SendPresence(ctx, "alice@"+sipDomain, "subscribed"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := watcher.WaitRequest(ctx, "NOTIFY", "Subscription-State: active"); err != nil {
+		t.Fatalf("%v\n--- xgw serve log\n%s", err, srv.log())
+	}
+	status := "Mittagspause — 昼休み 🍜"
+	step("presence: bob goes away with status %q", status)
+	if err := bob.SendStatus(ctx, "away", status); err != nil {
+		t.Fatal(err)
+	}
+	notify, err := watcher.WaitRequest(ctx, "NOTIFY", "<rpid:away/>", status)
+	if err != nil {
+		t.Fatalf("%v\n--- xgw serve log\n%s", err, srv.log())
+	}
+	t.Logf("alice's presence watcher (sipp) received:\n%s", notify)
 
 	step("stopping xgw serve (SIGTERM)")
 	if code := srv.stop(t); code != 0 {
