@@ -18,6 +18,7 @@ import (
 	"github.com/xgw-gateway/xgw/checks"
 	"github.com/xgw-gateway/xgw/gateway"
 	"github.com/xgw-gateway/xgw/gateway/admin"
+	"github.com/xgw-gateway/xgw/gateway/presenceapi"
 	"github.com/xgw-gateway/xgw/gateway/config"
 	"github.com/xgw-gateway/xgw/gateway/metrics"
 	"github.com/xgw-gateway/xgw/report"
@@ -60,7 +61,9 @@ stays; keys that need a restart are logged as such.
 
 The admin listener (admin.listen, default 127.0.0.1:9269, --admin-listen)
 serves /metrics (Prometheus), /healthz and /readyz, and re-runs the checks
-every admin.check_interval for xgw_check_status.
+every admin.check_interval for xgw_check_status. With admin.token set it
+also serves the presence API: GET /v1/presence/{user@domain} and the
+server-sent-events stream GET /v1/presence/stream (without a token: 403).
 
 Logs go to stderr: text on a terminal, JSON lines otherwise (--log-format).
 
@@ -183,6 +186,7 @@ func runServe(ctx context.Context, s *Streams, o *serveOptions) error {
 			msg: fmt.Sprintf("admin.listen %s: %v (expected a free local port; change admin.listen or --admin-listen)", cfg.Admin.Listen, err)}
 	}
 	adm := admin.New(met.Handler(), srv.Ready, cfg.Admin.Token)
+	adm.Presence(presenceapi.NewHandler(srv.PresenceView()))
 	bg, stop := context.WithCancel(ctx)
 	defer stop()
 	go admin.Serve(bg, adminLn, adm)

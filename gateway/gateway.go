@@ -17,6 +17,7 @@ import (
 
 	"github.com/xgw-gateway/xgw/gateway/config"
 	"github.com/xgw-gateway/xgw/gateway/metrics"
+	"github.com/xgw-gateway/xgw/gateway/presenceapi"
 	"github.com/xgw-gateway/xgw/gateway/sip"
 	"github.com/xgw-gateway/xgw/gateway/trace"
 	"github.com/xgw-gateway/xgw/gateway/translate"
@@ -34,8 +35,9 @@ type Server struct {
 	xs     xmppServer  // counts stanzas sent (observe.go)
 	ep     sipEndpoint // counts requests sent
 	met    *metrics.Metrics
-	store  *sip.BoltStore // nil: subscriptions in memory
-	pres   presenceBook   // presence.go
+	store  *sip.BoltStore    // nil: subscriptions in memory
+	pres   presenceBook      // presence.go
+	view   *presenceapi.View // what the presence API reads; fed from presence.go
 	drain  time.Duration
 
 	xmppLn   net.Listener
@@ -83,7 +85,7 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 		res.Trace = traceDNS(o.tracer)
 	}
 	s := &Server{cfg: cfg, log: o.log, mapper: mapper, drain: o.drain, xmppLn: o.xmppLn, xmppAddr: cfg.XMPP.Listen,
-		lanes: newLanes(DefaultMaxPending), met: o.metrics}
+		lanes: newLanes(DefaultMaxPending), met: o.metrics, view: presenceapi.NewView(presenceapi.DefaultMaxEntries)}
 	s.partners.Store(partnerSet(cfg.XMPP.Federation))
 	s.xs.met, s.ep.met = o.metrics, o.metrics
 

@@ -9,6 +9,7 @@ import (
 	gosip "github.com/emiago/sipgo/sip"
 
 	"github.com/xgw-gateway/xgw/gateway/metrics"
+	"github.com/xgw-gateway/xgw/gateway/presenceapi"
 	"github.com/xgw-gateway/xgw/gateway/sip"
 	"github.com/xgw-gateway/xgw/gateway/xmpp"
 )
@@ -138,3 +139,7 @@ func (s *Server) Ready() error {
 		return fmt.Errorf("the Edge did not answer the last OPTIONS keepalive (since %s): %v", h.Since.UTC().Format("15:04:05"), h.Err)
 	}
 }
+
+// PresenceView is the presence the gateway relayed, for the admin
+// listener's presence API (gateway/presenceapi).
+func (s *Server) PresenceView() *presenceapi.View { return s.view }

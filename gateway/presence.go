@@ -656,6 +656,7 @@ func (s *Server) xmppStatus(ctx context.Context, st *xmpp.Stanza, pair presenceP
 		return &xmpp.Error{Type: xmpp.ErrorTypeModify, Condition: xmpp.CondBadRequest, Text: err.Error()}
 	}
 	agg := s.pres.setXMPP(pair.x, st.From.Resourcepart(), p)
+	s.view.SetXMPP(pair.x.String(), st.From.Resourcepart(), p, agg)
 	subs := s.dialogsOf(sip.RoleNotifier, pair)
 	sent := 0
 	for _, sub := range subs {
@@ -835,6 +836,7 @@ func (s *Server) notifyFromSIP(ctx context.Context, sub sip.Subscription, req *g
 	}
 	if r.PIDF != nil {
 		s.pres.setSIP(pair.u, *r.PIDF)
+		s.view.SetSIP(pair.u.String(), *r.PIDF)
 	}
 	if r.Out.Told {
 		s.pres.markTold(sub.ID)

@@ -1,6 +1,7 @@
 // Package admin is the operators' HTTP listener of `xgw serve`: /metrics
 // (Prometheus), /healthz (the process answers) and /readyz (the gateway
-// takes traffic). It binds a loopback address by default (admin.listen);
+// takes traffic), and with a token the presence API (/v1/presence/, see
+// gateway/presenceapi). It binds a loopback address by default (admin.listen);
 // /metrics names partners and so may require a bearer token (admin.token).
 package admin
 
@@ -42,6 +43,20 @@ func New(metrics http.Handler, ready func() error, token string) *Handler {
 	return h
 }
 
+// Presence serves api (gateway/presenceapi) under /v1/presence/. Presence
+// is personal data, so unlike /metrics it always needs the token: with no
+// admin.token configured it answers 403.
+func (h *Handler) Presence(api http.Handler) {
+	h.mux.Handle("/v1/presence/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if *h.token.Load() == "" {
+			writeJSON(w, http.StatusForbidden, map[string]string{"status": "forbidden",
+				"reason": "the presence API is off while admin.token is empty: presence is personal data; set admin.token and send Authorization: Bearer <admin.token>"})
+			return
+		}
+		h.authorized(api).ServeHTTP(w, r)
+	}))
+}
+
 // SetToken replaces the token (a config reload).
 func (h *Handler) SetToken(token string) { h.token.Store(&token) }
 
@@ -75,7 +90,10 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // second to finish.
 func Serve(ctx context.Context, ln net.Listener, h http.Handler) error {
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
-		WriteTimeout: 30 * time.Second, IdleTimeout: time.Minute, MaxHeaderBytes: 16 << 10}
+		WriteTimeout: 30 * time.Second, IdleTimeout: time.Minute, MaxHeaderBytes: 16 << 10,
+		// Requests end with ctx, so long ones (presence streams) do not
+		// outlive the gateway.
+		BaseContext: func(net.Listener) context.Context { return ctx }}
 	stop := context.AfterFunc(ctx, func() {
 		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
