@@ -18,9 +18,9 @@ import (
 	"github.com/xgw-gateway/xgw/checks"
 	"github.com/xgw-gateway/xgw/gateway"
 	"github.com/xgw-gateway/xgw/gateway/admin"
-	"github.com/xgw-gateway/xgw/gateway/presenceapi"
 	"github.com/xgw-gateway/xgw/gateway/config"
 	"github.com/xgw-gateway/xgw/gateway/metrics"
+	"github.com/xgw-gateway/xgw/gateway/presenceapi"
 	"github.com/xgw-gateway/xgw/report"
 )
 
