@@ -246,3 +246,31 @@ func TestStreamOverflow(t *testing.T) {
 		t.Fatalf("last event %+v, want overflow", last)
 	}
 }
+
+// A SIGHUP that sets admin.token (admin.Handler.SetToken) turns the API
+// on; one that clears it turns it off again.
+func TestTokenReload(t *testing.T) {
+	v := NewView(10)
+	v.SetSIP("bob@litware.test", translate.Presence{})
+	adm, _ := adminWith(v, "")
+	for _, step := range []struct {
+		name   string
+		token  string
+		status int
+	}{
+		{"no token", "", http.StatusForbidden},
+		{"token set", token, http.StatusOK},
+		{"token cleared", "", http.StatusForbidden},
+	} {
+		t.Run(step.name, func(t *testing.T) {
+			adm.SetToken(step.token)
+			req := httptest.NewRequest("GET", "/v1/presence/bob@litware.test", nil)
+			req.Header.Set("Authorization", "Bearer "+token)
+			rec := httptest.NewRecorder()
+			adm.ServeHTTP(rec, req)
+			if rec.Code != step.status {
+				t.Fatalf("%d %s, want %d", rec.Code, rec.Body, step.status)
+			}
+		})
+	}
+}
