@@ -2,7 +2,9 @@
 # Installs the third-party peers xgw's tests and lab talk to, from Debian's
 # packages, without letting apt start them as system services.
 set -euo pipefail
-pkgs=(prosody lua-sec lua-expat lua-filesystem kamailio kamailio-tls-modules sip-tester sipsak nftables iproute2 openssl systemd)
+# ca-certificates: go mod download needs it on a bare image; systemd gives
+# systemd-analyze for the packaging test.
+pkgs=(ca-certificates prosody lua-sec lua-expat lua-filesystem kamailio kamailio-tls-modules sip-tester nftables iproute2 openssl systemd)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -10,9 +12,12 @@ done
 [ ${#missing[@]} -eq 0 ] && exit 0
 # policy-rc.d exit 101: postinst scripts must not start prosody/kamailio.
 had_policy=0; [ -e /usr/sbin/policy-rc.d ] && had_policy=1
-[ $had_policy = 1 ] || { printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; }
+if [ $had_policy = 0 ]; then
+	printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+	chmod +x /usr/sbin/policy-rc.d
+	trap 'rm -f /usr/sbin/policy-rc.d' EXIT # also when apt fails
+fi
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 # --no-install-recommends: lua-unbound (a prosody Recommends) breaks *.test names.
 apt-get install -y -qq --no-install-recommends "${missing[@]}"
-[ $had_policy = 1 ] || rm -f /usr/sbin/policy-rc.d

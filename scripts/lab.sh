@@ -3,7 +3,8 @@
 # network namespace of its own, a DNS server, Prosody (xmpp.test), Kamailio
 # as the Edge with a SIP user agent behind it (sipp), runs `xgw check` (all
 # green), starts `xgw serve`, sends one message each way with non-ASCII
-# text, prints what each side received and tears everything down.
+# text and relays a presence subscription and status change, prints what
+# each side received and tears everything down.
 # The lab is lab/lab_test.go; this runs it verbosely through scripts/test.sh,
 # which installs the peers and creates the namespace.
 set -euo pipefail
