@@ -7,8 +7,9 @@
 // allow list and the certificate).
 //
 // Every problem is reported as an *Error naming the file, line, key, the value
-// found, what was expected and how to fix it; Load returns all of them at once
-// so an admin fixes the file in one pass.
+// found, what was expected and how to fix it. Load returns every problem of a
+// stage at once (first the YAML structure and types, then the values), so an
+// admin fixes the file in few passes.
 package config
 
 import (
@@ -146,6 +147,7 @@ const (
 	DefaultHostsFile     = "/etc/hosts"
 	DefaultTimeout       = Duration(5 * time.Second)
 	DefaultMaxStanzaSize = 256 << 10
+	MinMaxStanzaSize     = 10000
 	XMPPServerPort       = 5269
 	DefaultAdminListen   = "127.0.0.1:9269"
 	DefaultCheckInterval = Duration(5 * time.Minute)

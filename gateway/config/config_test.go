@@ -144,3 +144,34 @@ func TestZoneRecords(t *testing.T) {
 		}
 	}
 }
+
+// Values checked with the example each key usually has.
+func TestValueRanges(t *testing.T) {
+	base := func(extra string) string {
+		return `sip: {domains: [litware.test], listen: "127.0.0.1:5061", edge: {host: edge.litware.test}}
+xmpp: {listen: "127.0.0.1:5269", internal_fqdn: xgw-int.litware.test, external_fqdn: xmpp.litware.test` + extra + `}
+tls: {cert: c.pem, key: k.pem, ca: ca.pem}
+`
+	}
+	tests := []struct {
+		name, yaml, want string // want "" = valid
+	}{
+		{"stanza size default range top", base(", max_stanza_size: 262144"), ""},
+		{"stanza size over 256 KiB", base(", max_stanza_size: 99999999999"), "xmpp.max_stanza_size: found 99999999999, expected from 10000 (RFC 6120 §13.12) to 262144 bytes"},
+		{"stanza size under RFC minimum", base(", max_stanza_size: 4096"), "expected from 10000"},
+		{"xmpp.listen without port suggests 5269", strings.Replace(base(""), `"127.0.0.1:5269"`, `"127.0.0.1"`, 1), "fix: add the port, e.g. 127.0.0.1:5269"},
+		{"dns server as a bare IP", base("") + "checks: {dns_server: 10.0.0.53}\n", ""},
+		{"dns server without port suggests 53", base("") + "checks: {dns_server: ns.example}\n", "fix: add the port, e.g. ns.example:53"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := config.Load("x.yaml", strings.NewReader(tt.yaml))
+			switch {
+			case tt.want == "" && err != nil:
+				t.Fatalf("want valid, got %v", err)
+			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+				t.Fatalf("err = %v, want it to contain %q", err, tt.want)
+			}
+		})
+	}
+}

@@ -25,7 +25,7 @@ func (c *Config) Validate() Errors {
 		}
 		seen[strings.ToLower(d)] = true
 	}
-	v.hostPort("sip.listen", c.SIP.Listen, true)
+	v.hostPort("sip.listen", c.SIP.Listen, "5061", true)
 	v.hostname("sip.edge.host", c.SIP.Edge.Host, "the Edge server's FQDN (or IP address)")
 	if c.SIP.Edge.Port < 1 || c.SIP.Edge.Port > 65535 {
 		v.add("sip.edge.port", strconv.Itoa(c.SIP.Edge.Port), "a port from 1 to 65535", "the Edge's MTLS port is usually 5061")
@@ -36,7 +36,7 @@ func (c *Config) Validate() Errors {
 		v.add("sip.edge.transport", strconv.Quote(c.SIP.Edge.Transport), "tls, tcp or udp", "use tls; tcp and udp are for labs only")
 	}
 
-	v.hostPort("xmpp.listen", c.XMPP.Listen, true)
+	v.hostPort("xmpp.listen", c.XMPP.Listen, "5269", true)
 	v.hostname("xmpp.internal_fqdn", c.XMPP.InternalFQDN, "the FQDN the Edge uses to reach the gateway")
 	v.hostname("xmpp.external_fqdn", c.XMPP.ExternalFQDN, "the FQDN XMPP peers find through SRV")
 	v.ip("xmpp.public_ip", c.XMPP.PublicIP)
@@ -61,8 +61,12 @@ func (c *Config) Validate() Errors {
 	for i, d := range c.XMPP.Deny {
 		v.hostname(fmt.Sprintf("xmpp.deny[%d]", i), d, "a domain to refuse")
 	}
-	if c.XMPP.MaxStanzaSize < 1024 {
-		v.add("xmpp.max_stanza_size", strconv.Itoa(c.XMPP.MaxStanzaSize), "at least 1024 bytes", "leave it out for the default 262144")
+	// RFC 6120 §13.12 lets no server refuse stanzas under 10000 bytes; above
+	// 256 KiB the translation layer refuses payloads anyway.
+	if c.XMPP.MaxStanzaSize < MinMaxStanzaSize || c.XMPP.MaxStanzaSize > DefaultMaxStanzaSize {
+		v.add("xmpp.max_stanza_size", strconv.Itoa(c.XMPP.MaxStanzaSize),
+			fmt.Sprintf("from %d (RFC 6120 §13.12) to %d bytes", MinMaxStanzaSize, DefaultMaxStanzaSize),
+			"leave it out for the default 262144")
 	}
 
 	v.required("tls.cert", c.TLS.Cert != "", "the PEM certificate whose CN is xmpp.internal_fqdn", "add tls.cert: /etc/xgw/cert.pem")
@@ -86,7 +90,7 @@ func (c *Config) Validate() Errors {
 		v.required(key+".key", d.Key != "", "the PEM private key of that certificate", "add key: "+d.Domain+".key")
 	}
 	if c.Checks.DNSServer != "" {
-		v.hostPort("checks.dns_server", c.Checks.DNSServer, false)
+		v.dnsServer("checks.dns_server", c.Checks.DNSServer)
 	}
 	v.admin()
 	v.trace()
@@ -103,7 +107,7 @@ func (c *Config) Validate() Errors {
 // interval that does not hammer the Edge and DNS.
 func (v *validator) admin() {
 	a := v.c.Admin
-	v.hostPort("admin.listen", a.Listen, true)
+	v.hostPort("admin.listen", a.Listen, "9269", true)
 	if host, _, err := net.SplitHostPort(a.Listen); err == nil && a.Token == "" && !loopback(host) {
 		v.add("admin.listen", strconv.Quote(a.Listen)+" (not a loopback address) without admin.token",
 			"a loopback address such as "+DefaultAdminListen+", or a token",
@@ -196,25 +200,37 @@ func (v *validator) ip(key, s string) {
 	}
 }
 
-func (v *validator) hostPort(key, s string, wildcardOK bool) {
+// hostPort checks HOST:PORT; defPort is the port the key usually has, for
+// the examples in the fix.
+func (v *validator) hostPort(key, s, defPort string, wildcardOK bool) {
+	example := "192.0.2.20:" + defPort
 	if s == "" {
-		v.add(key, "nothing (the key is missing)", "an address HOST:PORT", "set "+key+", e.g. 192.0.2.20:5061")
+		v.add(key, "nothing (the key is missing)", "an address HOST:PORT", "set "+key+", e.g. "+example)
 		return
 	}
 	host, port, err := net.SplitHostPort(s)
 	if err != nil {
-		v.add(key, strconv.Quote(s), "an address HOST:PORT", "add the port, e.g. "+s+":5061")
+		v.add(key, strconv.Quote(s), "an address HOST:PORT", "add the port, e.g. "+net.JoinHostPort(strings.Trim(s, "[]"), defPort))
 		return
 	}
 	if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
-		v.add(key, strconv.Quote(s), "a port from 0 to 65535", "fix the port")
+		v.add(key, strconv.Quote(s), "a port from 0 to 65535", "fix the port, e.g. "+example)
 	}
 	if host == "" && wildcardOK {
 		return
 	}
 	if _, err := netip.ParseAddr(host); err != nil && HostnameProblem(host) != "" {
-		v.add(key, strconv.Quote(s), "an IP address or host name before the port", "write e.g. 192.0.2.20:5061")
+		v.add(key, strconv.Quote(s), "an IP address or host name before the port", "write e.g. "+example)
 	}
+}
+
+// dnsServer checks a DNS server address: HOST:PORT, or a bare IP address
+// meaning port 53 (as --dns-server and resolve.New take it).
+func (v *validator) dnsServer(key, s string) {
+	if _, err := netip.ParseAddr(strings.Trim(s, "[]")); err == nil {
+		return
+	}
+	v.hostPort(key, s, "53", false)
 }
 
 // HostnameProblem says what is wrong with s as a DNS host name, or "" when it
