@@ -62,6 +62,8 @@ import (
 //	X presence error (pending dialog)      -                                  NOTIFY terminated;reason=noresource
 //	X available/unavailable (show/status)  -                                  NOTIFY active + PIDF, every active
 //	                                                                          dialog of the pair
+//	X available/unavailable, no SIP user   -                                  - (not kept, logged)
+//	watching X
 //	dialog expired                         -                                  (HandleEnded: state dropped)
 //
 // State (presenceBook, in memory): the dialogs themselves are the
@@ -70,7 +72,9 @@ import (
 // back from there; the book only caches each dialog's pair of users. It
 // adds what SIP does not keep: X's presence per resource (the latest
 // available resource wins; re-learnt from X's server by a probe when a
-// refresh finds it unknown), U's presence from the last NOTIFY with a PIDF
+// refresh finds it unknown; kept only while a notifier dialog watches X,
+// dropped when the last one ends, at most maxXMPPResources resources per
+// user and maxXMPPUsers users), U's presence from the last NOTIFY with a PIDF
 // body (after a restart, X's next probe refreshes the dialog, whose NOTIFY
 // brings it back), which subscriber dialogs
 // already told X 'subscribed' (after a restart X may get it once more,
@@ -136,29 +140,85 @@ func (b *presenceBook) init() {
 	}
 }
 
+// Bounds of the XMPP side of the book: any allowed peer can send presence
+// from as many JIDs and resources as it likes.
+const (
+	maxXMPPUsers     = 100_000 // XMPP users whose presence is kept
+	maxXMPPResources = 32      // resources kept per user; the oldest goes first
+)
+
 // setXMPP records a presence of X's resource and returns X's aggregate:
-// the latest available resource, else unavailable.
-func (b *presenceBook) setXMPP(x jid.JID, resource string, p translate.Presence) translate.Presence {
+// the latest available resource, else unavailable. watched says a SIP user
+// watches X (a notifier dialog exists or is being created): without one
+// nothing is kept and X's entry is dropped. kept is false when nothing was
+// recorded: X is not watched, or maxXMPPUsers others are tracked.
+func (b *presenceBook) setXMPP(x jid.JID, resource string, p translate.Presence, watched bool) (agg translate.Presence, kept bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.init()
 	b.seq++
+	sp := stampedPresence{p: p, seq: b.seq}
 	xp := b.xmpp[x.String()]
+	if !watched {
+		delete(b.xmpp, x.String())
+		xp = &xmppPresence{res: map[string]stampedPresence{}}
+		xp.set(resource, sp)
+		return xp.aggregate(), false
+	}
 	if xp == nil {
+		if len(b.xmpp) >= maxXMPPUsers {
+			xp = &xmppPresence{res: map[string]stampedPresence{}}
+			xp.set(resource, sp)
+			return xp.aggregate(), false
+		}
 		xp = &xmppPresence{res: map[string]stampedPresence{}}
 		b.xmpp[x.String()] = xp
 	}
-	sp := stampedPresence{p: p, seq: b.seq}
+	xp.set(resource, sp)
+	return xp.aggregate(), true
+}
+
+// set applies one resource's presence, keeping at most maxXMPPResources.
+func (xp *xmppPresence) set(resource string, sp stampedPresence) {
 	xp.last = sp
 	switch {
-	case p.Type == stanza.UnavailablePresence && resource == "":
+	case sp.p.Type == stanza.UnavailablePresence && resource == "":
 		clear(xp.res)
-	case p.Type == stanza.UnavailablePresence:
+	case sp.p.Type == stanza.UnavailablePresence:
 		delete(xp.res, resource)
 	default:
+		if _, ok := xp.res[resource]; !ok && len(xp.res) >= maxXMPPResources {
+			oldest, seq := "", uint64(0)
+			for r, o := range xp.res {
+				if seq == 0 || o.seq < seq {
+					oldest, seq = r, o.seq
+				}
+			}
+			delete(xp.res, oldest)
+		}
 		xp.res[resource] = sp
 	}
-	return xp.aggregate()
+}
+
+// dropXMPP forgets X's presence once no SIP user watches X.
+func (b *presenceBook) dropXMPP(x jid.JID) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.init()
+	delete(b.xmpp, x.String())
+}
+
+// freshFor reports whether a notifier dialog watching X is being created.
+func (b *presenceBook) freshFor(x jid.JID) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.init()
+	for _, f := range b.fresh {
+		if f.pair.x.Equal(x) && time.Since(f.at) <= freshTTL {
+			return true
+		}
+	}
+	return false
 }
 
 func (xp *xmppPresence) aggregate() translate.Presence {
@@ -655,7 +715,18 @@ func (s *Server) xmppStatus(ctx context.Context, st *xmpp.Stanza, pair presenceP
 		s.log.Info("xmpp presence refused", "from", st.From.String(), "to", st.To.String(), "cause", err)
 		return &xmpp.Error{Type: xmpp.ErrorTypeModify, Condition: xmpp.CondBadRequest, Text: err.Error()}
 	}
-	agg := s.pres.setXMPP(pair.x, st.From.Resourcepart(), p)
+	watched := s.watched(pair.x, sip.DialogID{})
+	agg, kept := s.pres.setXMPP(pair.x, st.From.Resourcepart(), p, watched)
+	if !watched {
+		// Nobody on the SIP side asked: keeping it would let any peer grow
+		// the book (RFC 7248 §5 only relays presence to subscribers).
+		s.log.Info("xmpp presence not kept: no SIP user watches the sender", "from", st.From.String(), "to", st.To.String(), "type", string(agg.Type))
+		return nil
+	}
+	if !kept {
+		s.log.Warn("xmpp presence not kept: too many XMPP users tracked", "from", st.From.String(), "to", st.To.String(),
+			"limit", maxXMPPUsers, "fix", "fewer subscriptions, or raise maxXMPPUsers")
+	}
 	s.view.SetXMPP(pair.x.String(), st.From.Resourcepart(), p, agg)
 	subs := s.dialogsOf(sip.RoleNotifier, pair)
 	sent := 0
@@ -697,6 +768,7 @@ func (s *Server) notify(ctx context.Context, id sip.DialogID, n sip.Notification
 	}
 	if n.State == sip.StateTerminated {
 		s.pres.forget(id)
+		s.unwatched(pair.x, id)
 	}
 }
 
@@ -750,6 +822,7 @@ func (s *Server) subscribeFromSIP(ctx context.Context, change sip.Change, sub si
 	switch change {
 	case sip.ChangeUnsubscribe:
 		s.pres.forget(sub.ID)
+		s.unwatched(pair.x, sub.ID)
 		if others == 0 {
 			s.sendSubscription(ctx, pair, stanza.UnsubscribePresence, log)
 		}
@@ -778,6 +851,7 @@ func (s *Server) subscribeFromSIP(ctx context.Context, change sip.Change, sub si
 	s.pres.addFresh(sub.ID, freshDialog{pair: pair, cseq: sub.LocalCSeq})
 	if err := s.sendSubscription(ctx, pair, stanza.SubscribePresence, log); err != nil {
 		s.pres.forget(sub.ID)
+		s.unwatched(pair.x, sub.ID)
 		status, _ := statusForSendError(err)
 		log.Info("sip SUBSCRIBE refused", "status", status, "cause", err)
 		return sip.Answer{Status: status}
@@ -940,6 +1014,9 @@ func (s *Server) subscriptionEnded(ctx context.Context, sub sip.Subscription, re
 	pair, err := s.pairOf(sub)
 	told := s.pres.wasTold(sub.ID)
 	s.pres.forget(sub.ID)
+	if err == nil && sub.Role == sip.RoleNotifier {
+		s.unwatched(pair.x, sub.ID)
+	}
 	s.log.Info("sip subscription ended", "role", string(sub.Role), "from", sub.RemoteURI, "to", sub.LocalURI, "reason", reason)
 	if err != nil || sub.Role != sip.RoleSubscriber || !told {
 		return
@@ -963,6 +1040,31 @@ func (s *Server) dialogsOf(role sip.Role, pair presencePair) []sip.Subscription 
 		}
 	}
 	return out
+}
+
+// watched reports whether a SIP user watches X: a live notifier dialog
+// other than except, or one being created.
+func (s *Server) watched(x jid.JID, except sip.DialogID) bool {
+	if s.pres.freshFor(x) {
+		return true
+	}
+	for _, sub := range s.ep.Subscriptions() {
+		if sub.ID == except || sub.Role != sip.RoleNotifier || !strings.EqualFold(sub.Event, "presence") || sub.State == sip.StateTerminated {
+			continue
+		}
+		if p, err := s.pairOf(sub); err == nil && p.x.Equal(x) {
+			return true
+		}
+	}
+	return false
+}
+
+// unwatched drops X's presence when the notifier dialog ended was the last
+// one watching X.
+func (s *Server) unwatched(x jid.JID, ended sip.DialogID) {
+	if !s.watched(x, ended) {
+		s.pres.dropXMPP(x)
+	}
 }
 
 // pairOf reads a dialog's users: LocalURI is always the XMPP user (we

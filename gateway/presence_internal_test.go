@@ -144,13 +144,73 @@ func TestXMPPPresenceAggregate(t *testing.T) {
 	}
 	for _, s := range steps {
 		if s.name == "back, then bare unavailable clears all" {
-			b.setXMPP(x, "tablet", translate.Presence{Show: "dnd"})
+			b.setXMPP(x, "tablet", translate.Presence{Show: "dnd"}, true)
 		}
-		got := b.setXMPP(x, s.res, s.p)
+		got, kept := b.setXMPP(x, s.res, s.p, true)
+		if !kept {
+			t.Errorf("%s: presence of a watched user not kept", s.name)
+		}
 		if got.Type != s.wantType || got.Show != s.wantShow || got.Status != s.wantState {
 			t.Errorf("%s: aggregate %+v, want type %q show %q status %q", s.name, got, s.wantType, s.wantShow, s.wantState)
 		}
 	}
+}
+
+// Presence of users nobody on the SIP side watches is not kept, and the
+// resources and users kept are bounded.
+func TestXMPPPresenceBounds(t *testing.T) {
+	t.Run("unwatched senders leave the book empty", func(t *testing.T) {
+		var b presenceBook
+		for i := range 1000 {
+			x := jid.MustParse(fmt.Sprintf("u%d@peer.test", i))
+			if _, kept := b.setXMPP(x, "r", translate.Presence{Show: "chat"}, false); kept {
+				t.Fatalf("%s: presence kept without a dialog", x)
+			}
+			b.setXMPP(x, "r", translate.Presence{Type: stanza.UnavailablePresence}, false)
+		}
+		if n := len(b.xmpp); n != 0 {
+			t.Errorf("book holds %d users, want 0", n)
+		}
+	})
+	t.Run("unwatched presence drops a kept entry", func(t *testing.T) {
+		var b presenceBook
+		x := jid.MustParse("bob@xmpp.test")
+		b.setXMPP(x, "r", translate.Presence{}, true)
+		b.setXMPP(x, "r", translate.Presence{}, false)
+		if _, ok := b.xmppPresenceOf(x); ok {
+			t.Error("presence still known after the last watcher left")
+		}
+	})
+	t.Run("resources capped, oldest evicted", func(t *testing.T) {
+		var b presenceBook
+		x := jid.MustParse("bob@xmpp.test")
+		for i := range maxXMPPResources + 10 {
+			b.setXMPP(x, fmt.Sprintf("r%d", i), translate.Presence{Status: fmt.Sprint(i)}, true)
+		}
+		xp := b.xmpp[x.String()]
+		if n := len(xp.res); n != maxXMPPResources {
+			t.Errorf("%d resources kept, want %d", n, maxXMPPResources)
+		}
+		if _, ok := xp.res["r0"]; ok {
+			t.Error("oldest resource r0 still kept")
+		}
+		if got, _ := b.xmppPresenceOf(x); got.Status != fmt.Sprint(maxXMPPResources+9) {
+			t.Errorf("aggregate status %q, want the latest", got.Status)
+		}
+	})
+	t.Run("users capped", func(t *testing.T) {
+		var b presenceBook
+		b.init()
+		for i := range maxXMPPUsers {
+			b.xmpp[fmt.Sprintf("u%d@peer.test", i)] = &xmppPresence{res: map[string]stampedPresence{}}
+		}
+		if _, kept := b.setXMPP(jid.MustParse("new@peer.test"), "r", translate.Presence{}, true); kept {
+			t.Error("presence kept beyond maxXMPPUsers")
+		}
+		if n := len(b.xmpp); n != maxXMPPUsers {
+			t.Errorf("book holds %d users, want %d", n, maxXMPPUsers)
+		}
+	})
 }
 
 // Wire-level: a NOTIFY as the Edge delivers it (testdata/presence/notify/
