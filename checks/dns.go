@@ -15,31 +15,31 @@ import (
 	"github.com/xgw-gateway/xgw/internal/resolve"
 )
 
-// probeContext keeps a DNS probe bounded when the caller set no deadline
-// (`xgw check` sets one; a library caller may not): checks.timeout applies.
-func probeContext(ctx context.Context, env *Env) (context.Context, context.CancelFunc) {
-	if _, ok := ctx.Deadline(); ok {
-		return context.WithCancel(ctx)
+// dnsProbe wraps the Run of a DNS probe: the lookups get a deadline even
+// when the caller set none (`xgw check` sets one; a library caller may not:
+// checks.timeout applies), and env.Resolver, or the one checks.dns_server
+// (or resolv.conf) names when the Env carries none.
+func dnsProbe(id string, run func(ctx context.Context, env *Env, r *resolve.Resolver) []Result) func(context.Context, *Env) []Result {
+	return func(ctx context.Context, env *Env) []Result {
+		if _, ok := ctx.Deadline(); !ok {
+			t := time.Duration(env.Config.Checks.Timeout)
+			if t <= 0 {
+				t = time.Duration(config.DefaultTimeout)
+			}
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, t)
+			defer cancel()
+		}
+		r := env.Resolver
+		if r == nil {
+			var err error
+			if r, err = resolve.New(env.Config.Checks.DNSServer); err != nil {
+				return []Result{fail(id, "", "no DNS resolver: "+err.Error(), "a DNS server to ask",
+					"set checks.dns_server (or --dns-server HOST:PORT), or fix /etc/resolv.conf")}
+			}
+		}
+		return run(ctx, env, r)
 	}
-	t := time.Duration(env.Config.Checks.Timeout)
-	if t <= 0 {
-		t = time.Duration(config.DefaultTimeout)
-	}
-	return context.WithTimeout(ctx, t)
-}
-
-// resolverOf returns env.Resolver, or the one checks.dns_server (or
-// resolv.conf) names when the Env carries none.
-func resolverOf(env *Env) (*resolve.Resolver, error) {
-	if env.Resolver != nil {
-		return env.Resolver, nil
-	}
-	return resolve.New(env.Config.Checks.DNSServer)
-}
-
-func noResolver(id string, err error) []Result {
-	return []Result{fail(id, "", "no DNS resolver: "+err.Error(), "a DNS server to ask",
-		"set checks.dns_server (or --dns-server HOST:PORT), or fix /etc/resolv.conf")}
 }
 
 // unanswered is the result of a lookup that got no usable answer: a timeout,

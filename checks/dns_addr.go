@@ -13,17 +13,11 @@ import (
 var dnsACheck = Check{
 	ID:    "dns.a",
 	Title: "The external FQDN has A/AAAA records equal to public_ip",
-	Run:   runDNSA,
+	Run:   dnsProbe("dns.a", runDNSA),
 }
 
-func runDNSA(ctx context.Context, env *Env) []Result {
+func runDNSA(ctx context.Context, env *Env, r *resolve.Resolver) []Result {
 	const id = "dns.a"
-	ctx, cancel := probeContext(ctx, env)
-	defer cancel()
-	r, err := resolverOf(env)
-	if err != nil {
-		return noResolver(id, err)
-	}
 	c := env.Config
 	name := c.XMPP.ExternalFQDN
 	public, hasPublic := configAddr(c.XMPP.PublicIP)

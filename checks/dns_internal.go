@@ -14,17 +14,11 @@ import (
 var dnsInternalCheck = Check{
 	ID:    "dns.internal",
 	Title: "The internal FQDN resolves to private_ip (DNS or the hosts file)",
-	Run:   runDNSInternal,
+	Run:   dnsProbe("dns.internal", runDNSInternal),
 }
 
-func runDNSInternal(ctx context.Context, env *Env) []Result {
+func runDNSInternal(ctx context.Context, env *Env, r *resolve.Resolver) []Result {
 	const id = "dns.internal"
-	ctx, cancel := probeContext(ctx, env)
-	defer cancel()
-	r, err := resolverOf(env)
-	if err != nil {
-		return noResolver(id, err)
-	}
 	v := lookInternal(ctx, env, r)
 	c := env.Config
 	expected := v.name + " → " + v.wantText() + ", from the perimeter DNS or " + edgeHostsFile

@@ -19,7 +19,7 @@ import (
 var dnsSRVCheck = Check{
 	ID:    "dns.srv",
 	Title: "Each SIP domain has an _xmpp-server._tcp SRV record to the external FQDN, port 5269",
-	Run:   runDNSSRV,
+	Run:   dnsProbe("dns.srv", runDNSSRV),
 }
 
 // srvAnswer is one SRV lookup's outcome.
@@ -33,14 +33,8 @@ func lookupSRV(ctx context.Context, r *resolve.Resolver, service, domain string)
 	return srvAnswer{recs: recs, err: err}
 }
 
-func runDNSSRV(ctx context.Context, env *Env) []Result {
+func runDNSSRV(ctx context.Context, env *Env, r *resolve.Resolver) []Result {
 	const id = "dns.srv"
-	ctx, cancel := probeContext(ctx, env)
-	defer cancel()
-	r, err := resolverOf(env)
-	if err != nil {
-		return noResolver(id, err)
-	}
 	c := env.Config
 	// Both services of every domain at once: a slow server then costs one
 	// timeout, not one per lookup.

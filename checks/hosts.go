@@ -10,6 +10,8 @@ import (
 	"io/fs"
 	"net/netip"
 	"strings"
+
+	"github.com/xgw-gateway/xgw/internal/resolve"
 )
 
 // hostsEntryCheck covers the seed article's last Edge step: without a
@@ -18,17 +20,11 @@ import (
 var hostsEntryCheck = Check{
 	ID:    "hosts.entry",
 	Title: "The Edge's hosts file maps the internal FQDN to private_ip when DNS does not",
-	Run:   runHostsEntry,
+	Run:   dnsProbe("hosts.entry", runHostsEntry),
 }
 
-func runHostsEntry(ctx context.Context, env *Env) []Result {
+func runHostsEntry(ctx context.Context, env *Env, r *resolve.Resolver) []Result {
 	const id = "hosts.entry"
-	ctx, cancel := probeContext(ctx, env)
-	defer cancel()
-	r, err := resolverOf(env)
-	if err != nil {
-		return noResolver(id, err)
-	}
 	v := lookInternal(ctx, env, r)
 	expected := "a line \"" + v.hostsLine() + "\" in " + edgeHostsFile + ", unless DNS already maps " + v.name + " to " + v.wantText()
 	add := "add this line at the end of " + edgeHostsFile + ": " + v.hostsLine()
