@@ -2,6 +2,10 @@ package cmd
 
 import (
 	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -13,13 +17,14 @@ import (
 
 type checkOptions struct {
 	*globalOptions
-	output    string
-	only      []string
-	skip      []string
-	timeout   time.Duration
-	strict    bool
-	dnsServer string
-	online    bool
+	output     string
+	only       []string
+	skip       []string
+	timeout    time.Duration
+	timeoutSet bool // --timeout given: it must then be above zero
+	strict     bool
+	dnsServer  string
+	online     bool
 }
 
 func newCheckCmd(s *Streams, g *globalOptions, runF func(context.Context, *checkOptions) error) *cobra.Command {
@@ -46,6 +51,7 @@ Exit codes: 0 no check failed, 1 a check failed (or warned, with --strict),
   xgw check list`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
+			o.timeoutSet = c.Flags().Changed("timeout")
 			if runF != nil {
 				return runF(c.Context(), o)
 			}
@@ -67,6 +73,12 @@ Exit codes: 0 no check failed, 1 a check failed (or warned, with --strict),
 func runCheck(ctx context.Context, s *Streams, o *checkOptions) error {
 	r, err := report.New(o.output, report.Options{Color: o.color(s)})
 	if err != nil {
+		return usageError(err)
+	}
+	if o.timeoutSet && o.timeout <= 0 {
+		return usageError(fmt.Errorf("--timeout %s: expected a duration above zero, e.g. --timeout 10s", o.timeout))
+	}
+	if err := dnsServerFlag(o.dnsServer); err != nil {
 		return usageError(err)
 	}
 	cfg, err := config.LoadFile(o.path(s))
@@ -107,6 +119,36 @@ func runSuite(ctx context.Context, cfg *config.Config, selected []checks.Check, 
 	defer cancel()
 	env := &checks.Env{Config: cfg, Resolver: res, Online: online}
 	return &report.Report{Results: checks.Run(ctx, env, selected)}, nil
+}
+
+// dnsServerFlag checks --dns-server as checks.dns_server is checked:
+// HOST:PORT, or a bare IP address meaning port 53 (as resolve.New reads it).
+func dnsServerFlag(s string) error {
+	if s == "" {
+		return nil
+	}
+	if _, err := netip.ParseAddr(s); err == nil {
+		return nil
+	}
+	bad := func(what string) error {
+		return fmt.Errorf("--dns-server %q: %s (expected HOST:PORT, e.g. 127.0.0.53:53, or an IP address for port 53)", s, what)
+	}
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return bad("not an address")
+	}
+	if p, err := strconv.ParseUint(port, 10, 16); err != nil || p == 0 {
+		return bad(fmt.Sprintf("port %q is not from 1 to 65535", port))
+	}
+	if _, err := netip.ParseAddr(host); err != nil {
+		if host == "" {
+			return bad("no host before the port")
+		}
+		if p := config.HostnameProblem(host); p != "" {
+			return bad(fmt.Sprintf("host %q: %s", host, p))
+		}
+	}
+	return nil
 }
 
 // color decides once whether the text renderer colours its output.

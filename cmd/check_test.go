@@ -75,6 +75,11 @@ func TestUsageErrors(t *testing.T) {
 		{"unknown ID", nil, []string{"check", "-c", full, "--only", "dns.svr"}, `unknown check ID "dns.svr"`},
 		{"unknown format", nil, []string{"check", "-c", full, "-o", "yaml"}, `unknown output format "yaml"`},
 		{"unknown flag", nil, []string{"check", "--bogus"}, "unknown flag: --bogus"},
+		{"bad dns server", nil, []string{"check", "-c", full, "--dns-server", "bad host:x"}, `--dns-server "bad host:x": port "x" is not from 1 to 65535 (expected HOST:PORT`},
+		{"dns server without host", nil, []string{"check", "-c", full, "--dns-server", ":53"}, `--dns-server ":53": no host before the port`},
+		{"dns server bad host", nil, []string{"check", "-c", full, "--dns-server", "ns..example:53"}, `host "ns..example"`},
+		{"zero timeout", nil, []string{"check", "-c", full, "--timeout", "0s"}, `--timeout 0s: expected a duration above zero, e.g. --timeout 10s`},
+		{"negative timeout", nil, []string{"check", "-c", full, "--timeout", "-1s"}, `--timeout -1s: expected a duration above zero`},
 		{"dns bad config", nil, []string{"dns", "-c", filepath.Join("..", "testdata", "config", "bad-values.yaml")}, "sip.listen"},
 	}
 	for _, tt := range tests {
@@ -104,5 +109,16 @@ func TestVersion(t *testing.T) {
 	code, out, _ := run(t, nil, "version")
 	if code != 0 || !strings.HasPrefix(out, "xgw dev (commit none") {
 		t.Errorf("code %d, output %q", code, out)
+	}
+}
+
+// --dns-server takes what resolve.New takes: HOST:PORT, or a bare IP for port 53.
+func TestDNSServerFlag(t *testing.T) {
+	for _, s := range []string{"", "127.0.0.53:53", "127.0.0.1", "::1", "[::1]:5353", "ns1.litware.test:53"} {
+		t.Run(s, func(t *testing.T) {
+			if err := dnsServerFlag(s); err != nil {
+				t.Errorf("dnsServerFlag(%q) = %v, want accepted", s, err)
+			}
+		})
 	}
 }
