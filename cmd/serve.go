@@ -34,7 +34,10 @@ type serveOptions struct {
 	dnsServer string
 	skip      []string
 	adminAddr string
-	trace     traceFlags
+	// logLevelSet is true when --log-level was given: it then wins over
+	// log.level, at start and on every reload.
+	logLevelSet bool
+	trace       traceFlags
 	// gatewayOpts are extra gateway options (tests inject listeners).
 	gatewayOpts []gateway.Option
 }
@@ -92,6 +95,7 @@ the gateway failed, 2 bad flags or config.`,
   xgw serve --skip net.hairpin -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
+			o.logLevelSet = c.Flags().Changed("log-level")
 			if runF != nil {
 				return runF(c.Context(), o)
 			}
@@ -121,18 +125,23 @@ func runServe(ctx context.Context, s *Streams, o *serveOptions) error {
 	if err != nil {
 		return usageError(err)
 	}
+	if err := dnsServerFlag(o.dnsServer); err != nil {
+		return usageError(err)
+	}
 	cfg, err := config.LoadFile(o.path(s))
 	if err != nil {
 		return usageError(err)
 	}
-	if cfg.Log.Level != "" {
-		level.UnmarshalText([]byte(cfg.Log.Level)) // validated by config
+	fo := o.overrides()
+	if err := fo.apply(cfg); err != nil {
+		return usageError(err)
 	}
-	if o.adminAddr != "" {
-		cfg.Admin.Listen = o.adminAddr // validated like the key: loopback, or a token
-		if errs := cfg.Validate(); len(errs) > 0 {
-			return usageError(fmt.Errorf("--admin-listen: %w", errs))
-		}
+	if cfg.Log.Level != "" {
+		level.UnmarshalText([]byte(cfg.Log.Level)) // validated by config or newLevelLogger
+	}
+	// A bad --trace is a usage error before anything is probed.
+	if _, err := o.trace.settings(cfg); err != nil {
+		return usageError(err)
 	}
 	selected, err := checks.Select(checks.All(), nil, o.skip, false)
 	if err != nil {
@@ -213,7 +222,7 @@ func runServe(ctx context.Context, s *Streams, o *serveOptions) error {
 			case <-bg.Done():
 				return
 			case <-hup:
-				if nc := reload(o.path(s), srv, adm, level, log); nc != nil {
+				if nc := reload(o.path(s), fo, srv, adm, level, log); nc != nil {
 					current.Store(nc)
 				}
 			}
@@ -226,10 +235,44 @@ func runServe(ctx context.Context, s *Streams, o *serveOptions) error {
 	return nil
 }
 
-// reload applies a re-read config file (SIGHUP) and returns it; a file
-// that does not load is refused (nil) and the running config stays.
-func reload(path string, srv *gateway.Server, adm *admin.Handler, level *slog.LevelVar, log *slog.Logger) *config.Config {
+// flagOverrides are the serve flags that override config keys, at start
+// and on every reload alike.
+type flagOverrides struct {
+	adminListen string // --admin-listen, "" when not given
+	logLevel    string // --log-level when given explicitly, else ""
+}
+
+func (o *serveOptions) overrides() flagOverrides {
+	fo := flagOverrides{adminListen: o.adminAddr}
+	if o.logLevelSet {
+		fo.logLevel = o.logLevel
+	}
+	return fo
+}
+
+// apply sets cfg's keys from the flags given; --admin-listen is validated
+// like admin.listen (loopback, or admin.token set).
+func (fo flagOverrides) apply(cfg *config.Config) error {
+	if fo.adminListen != "" {
+		cfg.Admin.Listen = fo.adminListen
+		if errs := cfg.Validate(); len(errs) > 0 {
+			return fmt.Errorf("--admin-listen: %w", errs)
+		}
+	}
+	if fo.logLevel != "" {
+		cfg.Log.Level = fo.logLevel // already checked by newLevelLogger
+	}
+	return nil
+}
+
+// reload applies a re-read config file (SIGHUP), with the flags of fo
+// still overriding it, and returns it; a file that does not load is
+// refused (nil) and the running config stays.
+func reload(path string, fo flagOverrides, srv *gateway.Server, adm *admin.Handler, level *slog.LevelVar, log *slog.Logger) *config.Config {
 	nc, err := config.LoadFile(path)
+	if err == nil {
+		err = fo.apply(nc)
+	}
 	if err != nil {
 		log.Error("config reload refused: the running config stays", "file", path, "reason", err.Error())
 		return nil
@@ -295,12 +338,8 @@ func runChecksEvery(ctx context.Context, interval time.Duration, run func()) {
 	}
 }
 
-// newLogger builds the serve log: text on a terminal, JSON lines otherwise.
-func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
-	return newLevelLogger(w, new(slog.LevelVar), level, format)
-}
-
-// newLevelLogger is newLogger with its level in lv, which a reload changes.
+// newLevelLogger builds the serve log: text on a terminal, JSON lines
+// otherwise, at the level in lv, which a reload changes.
 func newLevelLogger(w io.Writer, lv *slog.LevelVar, level, format string) (*slog.Logger, error) {
 	if err := lv.UnmarshalText([]byte(level)); err != nil {
 		return nil, fmt.Errorf("--log-level %q: expected debug, info, warn or error", level)

@@ -132,7 +132,7 @@ tls: {cert: cert.pem, key: key.pem}
 		t.Run(tt.name, func(t *testing.T) {
 			logs.Reset()
 			write(tt.file)
-			if nc := reload(path, srv, adm, level, log); (nc != nil) != tt.applied {
+			if nc := reload(path, flagOverrides{}, srv, adm, level, log); (nc != nil) != tt.applied {
 				t.Errorf("reload returned %v, want applied %v", nc, tt.applied)
 			}
 			if !strings.Contains(logs.String(), tt.wantLog) {

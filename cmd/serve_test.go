@@ -3,7 +3,12 @@ package cmd
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
 	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -11,6 +16,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/xgw-gateway/xgw/gateway"
+	"github.com/xgw-gateway/xgw/gateway/admin"
+	"github.com/xgw-gateway/xgw/gateway/config"
 	"github.com/xgw-gateway/xgw/internal/certtest"
 	"github.com/xgw-gateway/xgw/internal/dnstest"
 	"github.com/xgw-gateway/xgw/internal/testenv"
@@ -69,7 +76,8 @@ func TestServeLogger(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var b strings.Builder
-			log, err := newLogger(&b, tt.level, tt.format)
+			lv := new(slog.LevelVar)
+			log, err := newLevelLogger(&b, lv, tt.level, tt.format)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("err = %v, want %q", err, tt.wantErr)
@@ -84,6 +92,126 @@ func TestServeLogger(t *testing.T) {
 			isJSON := json.Valid([]byte(strings.TrimSpace(out)))
 			if (tt.format != "text") != isJSON || !strings.Contains(out, "hello") {
 				t.Errorf("log line %q (json %v)", out, isJSON)
+			}
+			if lv.Level().String() != strings.ToUpper(tt.level) {
+				t.Errorf("level %v, want %s", lv.Level(), tt.level)
+			}
+		})
+	}
+}
+
+// Bad serve flags are usage errors (exit 2) before any check runs: the
+// report on stdout stays empty.
+func TestServeUsageErrors(t *testing.T) {
+	full := filepath.Join("..", "testdata", "config", "full.yaml")
+	tests := []struct {
+		name    string
+		args    []string
+		wantErr string
+	}{
+		{"bad trace protocol", []string{"--trace", "foo"}, `--trace: trace protocol "foo": expected sip, xmpp or dns`},
+		{"bad trace with a trace file", []string{"--trace", "sip,smtp", "--trace-file", filepath.Join(t.TempDir(), "t.jsonl")}, `trace protocol "smtp"`},
+		{"bad dns server", []string{"--dns-server", "bad host:x"}, `--dns-server "bad host:x"`},
+		{"bad log level", []string{"--log-level", "loud"}, `--log-level "loud"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, stdout, stderr := serveCtx(t.Context(), append([]string{"-c", full, "--state-dir", t.TempDir()}, tt.args...)...)
+			if code != report.ExitUsage {
+				t.Errorf("exit code %d, want %d; stderr %q", code, report.ExitUsage, stderr)
+			}
+			if !strings.Contains(stderr, tt.wantErr) {
+				t.Errorf("stderr %q, want it to contain %q", stderr, tt.wantErr)
+			}
+			if stdout != "" {
+				t.Errorf("stdout %q, want nothing (no check may run)", stdout)
+			}
+		})
+	}
+}
+
+// On reload, the flags keep overriding the file: --admin-listen stays the
+// admin address (so a file without admin.token cannot open a non-loopback
+// /metrics, and admin.listen is not "restart needed"), and an explicit
+// --log-level wins over log.level.
+func TestServeReloadFlags(t *testing.T) {
+	dir := t.TempDir()
+	certtest.NewCA(t, "Reload flags CA").Issue(t, certtest.Leaf{CN: "xgw-int.litware.test", DNSNames: []string{"xgw-int.litware.test"}, ECDSA: true}).WriteFiles(t, dir, nil)
+	const base = `sip: {domains: [litware.test], listen: 127.0.0.1:0, edge: {host: 127.0.0.1, port: 9, transport: tcp}}
+xmpp: {listen: 127.0.0.1:0, internal_fqdn: xgw-int.litware.test, external_fqdn: xmpp.litware.test}
+tls: {cert: cert.pem, key: key.pem}
+`
+	path := filepath.Join(dir, "xgw.yaml")
+	write := func(s string) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Started as `xgw serve --admin-listen 0.0.0.0:9269 --log-level warn`.
+	fo := flagOverrides{adminListen: "0.0.0.0:9269", logLevel: "warn"}
+	write(base + "admin: {token: t}\nlog: {level: debug}\n")
+	cfg, err := config.LoadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fo.apply(cfg); err != nil {
+		t.Fatal(err)
+	}
+	var logs strings.Builder
+	level := new(slog.LevelVar)
+	log, err := newLevelLogger(&logs, level, "info", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	level.UnmarshalText([]byte(cfg.Log.Level))
+	srv, err := gateway.New(cfg, gateway.WithLogger(log))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	adm := admin.New(http.NotFoundHandler(), srv.Ready, cfg.Admin.Token)
+
+	tests := []struct {
+		name    string
+		file    string
+		applied bool
+		wantLog string // at level warn, only the refusal is logged
+		token   string // admin.token in force after the reload
+	}{
+		{"token removed: refused", base + "log: {level: debug}\n", false, `--admin-listen: ` + path + `: admin.listen: found \"0.0.0.0:9269\" (not a loopback address)`, "t"},
+		{"token changed: applied, listen unchanged", base + "admin: {token: u, listen: 127.0.0.1:9999}\nlog: {level: debug}\n", true, "", "u"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			logs.Reset()
+			write(tt.file)
+			nc := reload(path, fo, srv, adm, level, log)
+			if (nc != nil) != tt.applied {
+				t.Fatalf("reload applied %v, want %v; log:\n%s", nc != nil, tt.applied, logs.String())
+			}
+			if !strings.Contains(logs.String(), tt.wantLog) {
+				t.Errorf("log lacks %s:\n%s", tt.wantLog, logs.String())
+			}
+			if strings.Contains(logs.String(), `"key":"admin.listen"`) {
+				t.Errorf("admin.listen logged as restart needed:\n%s", logs.String())
+			}
+			if nc != nil && nc.Admin.Listen != fo.adminListen {
+				t.Errorf("admin.listen %q after reload, want the flag's %q", nc.Admin.Listen, fo.adminListen)
+			}
+			if level.Level() != slog.LevelWarn {
+				t.Errorf("level %v, want --log-level warn over log.level debug", level.Level())
+			}
+			for _, token := range []string{"", tt.token} {
+				req := httptest.NewRequest("GET", "/metrics", nil)
+				if token != "" {
+					req.Header.Set("Authorization", "Bearer "+token)
+				}
+				rec := httptest.NewRecorder()
+				adm.ServeHTTP(rec, req)
+				if want := map[bool]int{true: http.StatusUnauthorized, false: http.StatusNotFound}[token == ""]; rec.Code != want {
+					t.Errorf("/metrics with token %q: %d, want %d", token, rec.Code, want)
+				}
 			}
 		})
 	}
