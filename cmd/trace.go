@@ -117,7 +117,7 @@ Exit codes: 0 printed, 2 bad flags or an unreadable trace.`,
 
   # Only the s2s side, for one partner domain
   xgw trace /var/lib/xgw/trace.jsonl --proto xmpp --grep gmail.com`,
-		Args: cobra.ExactArgs(1),
+		Args: traceArgs,
 		RunE: func(c *cobra.Command, args []string) error {
 			o.file = args[0]
 			if runF != nil {
@@ -131,6 +131,18 @@ Exit codes: 0 printed, 2 bad flags or an unreadable trace.`,
 	f.StringVar(&o.grep, "grep", "", "only records of this Call-ID, stream ID, thread or domain (or containing it)")
 	f.StringVar(&o.proto, "proto", "", "only this protocol: sip, xmpp or dns")
 	return cmd
+}
+
+// traceArgs wants exactly the trace FILE; cobra's own message ("accepts 1
+// arg(s)") does not say what is missing.
+func traceArgs(_ *cobra.Command, args []string) error {
+	switch {
+	case len(args) == 0:
+		return usageError(errors.New("missing the trace FILE to read (expected e.g. xgw trace /var/lib/xgw/trace.jsonl; the file is trace.file or --trace-file of xgw serve, by default " + config.DefaultTraceFile + ")"))
+	case len(args) > 1:
+		return usageError(fmt.Errorf("one trace FILE expected, found %d arguments %q (e.g. xgw trace /var/lib/xgw/trace.jsonl; use --grep to select records)", len(args), args))
+	}
+	return nil
 }
 
 func runTrace(ctx context.Context, s *Streams, o *traceOptions) error {

@@ -78,6 +78,8 @@ func TestTraceErrors(t *testing.T) {
 		{"missing file", []string{filepath.Join(dir, "none.jsonl")}, "expected the trace file of xgw serve --trace"},
 		{"not a trace", []string{bad}, "trace line 2:"},
 		{"bad proto", []string{bad, "--proto", "http"}, `--proto: trace protocol "http": expected sip, xmpp or dns`},
+		{"no file", nil, "missing the trace FILE to read (expected e.g. xgw trace /var/lib/xgw/trace.jsonl"},
+		{"two files", []string{bad, bad}, "one trace FILE expected, found 2 arguments"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
