@@ -219,7 +219,7 @@ func (s *Server) Listen() error {
 	if s.xmppLn == nil {
 		ln, err := net.Listen("tcp", s.xmppAddr)
 		if err != nil {
-			return fmt.Errorf("gateway: xmpp.listen %s: %w", s.xmppAddr, err)
+			return fmt.Errorf("gateway: xmpp.listen %s: %w; expected a free local address this process may bind; stop the other process holding it or change xmpp.listen", s.xmppAddr, err)
 		}
 		s.xmppLn = ln
 	}

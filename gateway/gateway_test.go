@@ -8,11 +8,13 @@ package gateway_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -422,4 +424,48 @@ func TestServeFatal(t *testing.T) {
 		}
 		refused(t, sipAddr)
 	})
+}
+
+// A listener already held by another socket: the error names the setting,
+// what was expected and the fix, and still wraps the OS error.
+func TestListenAddressInUse(t *testing.T) {
+	held, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	busy := held.Addr().String()
+	tests := []struct {
+		name      string
+		xmpp, sip string
+		want      string
+	}{
+		{"xmpp.listen", busy, "127.0.0.1:0", "xmpp.listen " + busy},
+		{"sip.listen", "127.0.0.1:0", busy, "sip.listen tcp " + busy},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := &config.Config{
+				SIP: config.SIP{Domains: []string{"litware.test"},
+					Edge: config.Edge{Host: "127.0.0.1", Port: 5060, Transport: "tcp"}},
+				XMPP: config.XMPP{Listen: tt.xmpp},
+			}
+			srv, err := gateway.New(cfg, gateway.WithSIPListen(tt.sip), gateway.WithStateDir(t.TempDir()),
+				gateway.WithLogger(slog.New(slog.DiscardHandler)),
+				gateway.WithSIPConfig(func(c *gwsip.Config) { c.KeepaliveInterval = -1 }))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { srv.Close() })
+			err = srv.Listen()
+			if !errors.Is(err, syscall.EADDRINUSE) {
+				t.Fatalf("Listen: %v, want EADDRINUSE", err)
+			}
+			for _, part := range []string{tt.want, "address already in use", "expected a free local address", "change " + tt.name} {
+				if !strings.Contains(err.Error(), part) {
+					t.Errorf("error %q does not say %q", err, part)
+				}
+			}
+		})
+	}
 }

@@ -125,6 +125,9 @@ func New(cfg Config) (*Endpoint, error) {
 	return e, nil
 }
 
+// bindFix says what a failed bind expected and how to fix it.
+const bindFix = "expected a free local address this process may bind; stop the other process holding it or change sip.listen"
+
 // Listen binds cfg.Listen with cfg.ListenTransport. Serve calls it when it
 // was not called before; call it first to learn the bound address.
 func (e *Endpoint) Listen() error {
@@ -138,14 +141,14 @@ func (e *Endpoint) Listen() error {
 	case "udp":
 		pc, err := net.ListenPacket("udp", e.cfg.Listen)
 		if err != nil {
-			return fmt.Errorf("sip: listen udp %s: %w", e.cfg.Listen, err)
+			return fmt.Errorf("sip: sip.listen udp %s: %w; %s", e.cfg.Listen, err, bindFix)
 		}
 		e.pc = newGuardPacketConn(pc, e.limits(), e.log)
 		addr = pc.LocalAddr()
 	default:
 		ln, err := net.Listen("tcp", e.cfg.Listen)
 		if err != nil {
-			return fmt.Errorf("sip: listen %s %s: %w", e.cfg.ListenTransport, e.cfg.Listen, err)
+			return fmt.Errorf("sip: sip.listen %s %s: %w; %s", e.cfg.ListenTransport, e.cfg.Listen, err, bindFix)
 		}
 		addr = ln.Addr()
 		if e.cfg.ListenTransport == "tls" {
