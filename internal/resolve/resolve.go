@@ -20,7 +20,8 @@ import (
 	"github.com/miekg/dns"
 )
 
-// Resolver sends queries to Servers in order until one answers.
+// Resolver sends queries to Servers in order until one answers with
+// success (records or NODATA) or NXDOMAIN.
 type Resolver struct {
 	Servers []string      // HOST:PORT
 	Timeout time.Duration // per exchange; the ctx deadline still applies
@@ -95,13 +96,23 @@ func (r *Resolver) Query(ctx context.Context, name string, qtype uint16) ([]dns.
 			}
 			continue
 		}
+		switch in.Rcode {
+		case dns.RcodeSuccess:
+		case dns.RcodeNameError:
+			return nil, &Error{Name: name, Type: typ, Server: srv, Rcode: in.Rcode}
+		default:
+			// SERVFAIL, REFUSED and the like say nothing about the name:
+			// another server may well answer.
+			last = &Error{Name: name, Type: typ, Server: srv, Rcode: in.Rcode}
+			continue
+		}
 		var out []dns.RR
 		for _, rr := range in.Answer {
 			if rr.Header().Rrtype == qtype {
 				out = append(out, rr)
 			}
 		}
-		if in.Rcode != dns.RcodeSuccess || len(out) == 0 {
+		if len(out) == 0 {
 			return nil, &Error{Name: name, Type: typ, Server: srv, Rcode: in.Rcode}
 		}
 		return out, nil

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"reflect"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -245,5 +246,78 @@ func TestSRVAndAddrs(t *testing.T) {
 	}
 	if _, err := r.Addrs(ctx, "absent.example.test"); !resolve.IsNotFound(err) {
 		t.Errorf("Addrs of an absent name: err = %v, want not found", err)
+	}
+}
+
+// rcodeServer answers every query with rcode and counts the queries.
+func rcodeServer(t *testing.T, rcode int) (addr string, queries *atomic.Int32) {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	queries = new(atomic.Int32)
+	s := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
+		queries.Add(1)
+		m := new(dns.Msg)
+		m.SetRcode(r, rcode)
+		w.WriteMsg(m)
+	})}
+	go s.ActivateAndServe()
+	t.Cleanup(func() { s.Shutdown() })
+	return pc.LocalAddr().String(), queries
+}
+
+// SERVFAIL or REFUSED from one server sends the question on to the next;
+// an answer (records, NODATA or NXDOMAIN) ends the search.
+func TestQueryNextServer(t *testing.T) {
+	good, _ := start(t, "")
+	servfail, _ := rcodeServer(t, dns.RcodeServerFailure)
+	refused, _ := rcodeServer(t, dns.RcodeRefused)
+	tests := []struct {
+		name      string
+		servers   []string
+		qname     string
+		wantRRs   int
+		wantRcode int    // when wantRRs is 0
+		wantSrv   string // the server the error names
+		after     bool   // the sentinel after the servers must not be asked
+	}{
+		{"SERVFAIL then an answer", []string{servfail, good.Addr}, "host.example.test", 1, 0, "", false},
+		{"REFUSED then an answer", []string{refused, good.Addr}, "host.example.test", 1, 0, "", false},
+		{"NXDOMAIN ends the search", []string{good.Addr}, "absent.example.test", 0, dns.RcodeNameError, good.Addr, true},
+		{"NODATA ends the search", []string{good.Addr}, "v4only.example.test", 0, dns.RcodeSuccess, good.Addr, true},
+		{"records end the search", []string{good.Addr}, "host.example.test", 1, 0, "", true},
+		{"all fail: the last error", []string{servfail, refused}, "host.example.test", 0, dns.RcodeRefused, refused, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sentinel, asked := rcodeServer(t, dns.RcodeServerFailure)
+			servers := tt.servers
+			if tt.after {
+				servers = append(servers, sentinel)
+			}
+			r := &resolve.Resolver{Servers: servers, Timeout: 2 * time.Second}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			qtype := dns.TypeA
+			if strings.HasPrefix(tt.qname, "v4only") {
+				qtype = dns.TypeAAAA
+			}
+			rrs, err := r.Query(ctx, tt.qname, qtype)
+			if n := asked.Load(); n != 0 {
+				t.Errorf("the server after a final answer was asked %d times", n)
+			}
+			if tt.wantRRs > 0 {
+				if err != nil || len(rrs) != tt.wantRRs {
+					t.Errorf("Query = %v, %v; want %d records", rrs, err, tt.wantRRs)
+				}
+				return
+			}
+			var e *resolve.Error
+			if !errors.As(err, &e) || e.Err != nil || e.Rcode != tt.wantRcode || e.Server != tt.wantSrv {
+				t.Errorf("err = %v, want %s from %s", err, dns.RcodeToString[tt.wantRcode], tt.wantSrv)
+			}
+		})
 	}
 }
