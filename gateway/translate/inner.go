@@ -18,11 +18,12 @@ import (
 // encoding/xml through MessageFromStanza, which stays the reference: a fuzz
 // test checks that both agree whenever the scanner accepts.
 func MessageFromInner(s stanza.Message, inner []byte) (Message, error) {
+	// Before the scanner: the bound must not depend on the payload's shape.
+	if len(inner) > MaxStanza {
+		return Message{}, &BodyError{Found: "a " + strconv.Itoa(len(inner)) + "-byte stanza payload", Expected: "at most " + strconv.Itoa(MaxStanza) + " bytes", Fix: "send smaller stanzas", Err: ErrTooLarge}
+	}
 	if msg, ok := scanInner(s, inner); ok {
 		return msg, nil
-	}
-	if len(inner) > MaxStanza {
-		return Message{}, &BodyError{Found: "a stanza payload over the size bound", Expected: "at most " + strconv.Itoa(MaxStanza) + " bytes", Fix: "send smaller stanzas", Err: ErrTooLarge}
 	}
 	return MessageFromStanza(s, xml.NewDecoder(bytes.NewReader(inner)))
 }
@@ -30,7 +31,7 @@ func MessageFromInner(s stanza.Message, inner []byte) (Message, error) {
 // scanInner reads the plain shape or reports false.
 func scanInner(s stanza.Message, b []byte) (Message, bool) {
 	msg := Message{From: s.From, To: s.To, ID: s.ID, Type: s.Type, Lang: s.Lang}
-	bodySet, bodyMatch := false, false
+	var bodies bodyChoice
 	for {
 		b = skipSpace(b)
 		if len(b) == 0 {
@@ -80,19 +81,7 @@ func scanInner(s stanza.Message, b []byte) (Message, bool) {
 				return Message{}, false
 			}
 		}
-		switch name {
-		case "body":
-			match := lang == "" || lang == s.Lang
-			if !bodySet || match && !bodyMatch {
-				msg.Body, bodySet, bodyMatch = text, true, match
-			}
-		case "subject":
-			if msg.Subject == "" {
-				msg.Subject = text
-			}
-		case "thread":
-			msg.Thread = text
-		}
+		msg.setField(name, text, lang, &bodies)
 		b = rest
 	}
 }

@@ -3,6 +3,8 @@ package translate
 import (
 	"bytes"
 	"encoding/xml"
+	"errors"
+	"strings"
 	"testing"
 
 	"mellium.im/xmpp/jid"
@@ -55,6 +57,28 @@ func TestMessageFromInner(t *testing.T) {
 				t.Errorf("got %+v", msg)
 			}
 		})
+	}
+}
+
+// The size bound holds whatever the payload's shape: a plain body the
+// scanner would read is refused like one that goes to encoding/xml.
+func TestMessageFromInnerTooLarge(t *testing.T) {
+	big := strings.Repeat("a", MaxStanza)
+	tests := []struct{ name, inner string }{
+		{"plain shape", "<body>" + big + "</body>"},
+		{"encoding/xml shape", "<body><![CDATA[" + big + "]]></body>"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := MessageFromInner(innerHead, []byte(tt.inner))
+			if !errors.Is(err, ErrTooLarge) {
+				t.Fatalf("MessageFromInner of %d bytes: %v, want ErrTooLarge", len(tt.inner), err)
+			}
+		})
+	}
+	at := "<body>" + big[:MaxStanza-len("<body></body>")] + "</body>"
+	if msg, err := MessageFromInner(innerHead, []byte(at)); err != nil || len(msg.Body) != MaxStanza-len("<body></body>") {
+		t.Errorf("payload of exactly MaxStanza bytes: body of %d bytes, %v", len(msg.Body), err)
 	}
 }
 

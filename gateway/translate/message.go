@@ -623,7 +623,7 @@ func DecodeMessage(data []byte) (Message, error) {
 // end element or continue past it (both are handled).
 func MessageFromStanza(s stanza.Message, r xml.TokenReader) (Message, error) {
 	msg := Message{From: s.From, To: s.To, ID: s.ID, Type: s.Type, Lang: s.Lang}
-	bodySet, bodyMatch := false, false
+	var bodies bodyChoice
 	for {
 		tok, err := r.Token()
 		if err == io.EOF {
@@ -659,28 +659,36 @@ func MessageFromStanza(s stanza.Message, r xml.TokenReader) (Message, error) {
 				if err != nil {
 					return Message{}, fmt.Errorf("translate: <%s/> of message %q: %w", t.Name.Local, s.ID, err)
 				}
-				switch t.Name.Local {
-				case "body":
-					// RFC 6121 §5.2.3: several bodies differ by xml:lang;
-					// prefer the stanza's language, else the first.
-					lang := attrLang(t)
-					match := lang == "" || lang == s.Lang
-					if !bodySet || match && !bodyMatch {
-						msg.Body, bodySet, bodyMatch = text, true, match
-					}
-				case "subject":
-					if msg.Subject == "" {
-						msg.Subject = text
-					}
-				case "thread":
-					msg.Thread = text
-				}
+				msg.setField(t.Name.Local, text, attrLang(t), &bodies)
 			default:
 				if err := xmlstream.Skip(r); err != nil {
 					return Message{}, err
 				}
 			}
 		}
+	}
+}
+
+// bodyChoice tracks which <body/> a message took so far.
+type bodyChoice struct{ set, match bool }
+
+// setField applies one <body/>, <subject/> or <thread/> with its text and
+// xml:lang. RFC 6121 §5.2.3: several bodies differ by xml:lang; prefer
+// the stanza's language (msg.Lang), else the first. The first subject
+// wins, the last thread.
+func (msg *Message) setField(name, text, lang string, bodies *bodyChoice) {
+	switch name {
+	case "body":
+		match := lang == "" || lang == msg.Lang
+		if !bodies.set || match && !bodies.match {
+			msg.Body, bodies.set, bodies.match = text, true, match
+		}
+	case "subject":
+		if msg.Subject == "" {
+			msg.Subject = text
+		}
+	case "thread":
+		msg.Thread = text
 	}
 }
 
