@@ -224,8 +224,9 @@ func (in *inStream) startTLS() error {
 	refuse := in.secure || s.srvTLS == nil || s.certFor(in.local) == nil || len(in.authed) > 0
 	in.mu.Unlock()
 	if refuse {
-		// RFC 6120 §5.4.2.2: <failure/> then close.
-		in.st.write([]byte(`<failure xmlns='` + NSTLS + `'/></stream:stream>`))
+		// RFC 6120 §5.4.2.2: <failure/> then close; the caller closes,
+		// after the stream error, so the stream ends only once.
+		in.st.write([]byte(`<failure xmlns='` + NSTLS + `'/>`))
 		return streamErr(SECPolicyViolation, "STARTTLS not available on this stream (already secure, authenticated, or no certificate configured)")
 	}
 	if err := in.st.write([]byte(`<proceed xmlns='` + NSTLS + `'/>`)); err != nil {
