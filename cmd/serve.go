@@ -51,16 +51,18 @@ func newServeCmd(s *Streams, g *globalOptions, runF func(context.Context, *serve
 check fails it refuses to start (exit 1), unless --force, which logs a
 warning per failed check and starts anyway. Then it serves both sides:
 XMPP server-to-server on xmpp.listen and SIP on sip.listen, relaying
-messages and typing notifications and mapping errors both ways.
+messages, typing notifications and presence, and mapping errors both ways.
 
 SIGINT or SIGTERM stops it gracefully: new messages are refused, those in
 flight are delivered or bounced, streams and the SIP endpoint close, exit 0.
 
 SIGHUP re-reads the config file and applies the federation allow list
-(xmpp.federation, open, deny), the certificates toward XMPP peers, the
+(xmpp.federation, open, deny), the certificates (tls.cert/tls.key toward
+both sides, tls.domains toward XMPP peers), the Edge's CA (tls.ca), the
 dialback secret, log.level and admin.token without dropping streams or
 dialogs; a bad file is refused with the reason logged and the old config
-stays; keys that need a restart are logged as such.
+stays; keys that need a restart are logged as such. --admin-listen and an
+explicit --log-level keep overriding their keys on every reload.
 
 The admin listener (admin.listen, default 127.0.0.1:9269, --admin-listen)
 serves /metrics (Prometheus), /healthz and /readyz, and re-runs the checks
@@ -106,12 +108,12 @@ the gateway failed, 2 bad flags or config.`,
 	f.StringVarP(&o.output, "output", "o", "text", "check report format: text, json or junit")
 	f.BoolVar(&o.force, "force", false, "start even when checks fail (a warning is logged per failed check)")
 	f.StringVar(&o.stateDir, "state-dir", gateway.DefaultStateDir, "directory of the subscription store (subscriptions.db)")
-	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error (default log.level, else info; when given, it wins over log.level)")
 	f.StringVar(&o.logFormat, "log-format", "", "log format: text or json (default text on a terminal, json otherwise)")
 	f.StringVar(&o.dnsServer, "dns-server", "", "send every DNS query to HOST:PORT (default checks.dns_server, else the system resolver)")
 	f.StringSliceVar(&o.skip, "skip", nil, "do not run these check IDs before serving")
 	o.trace.addFlags(f)
-	f.StringVar(&o.adminAddr, "admin-listen", "", "serve /metrics, /healthz and /readyz on HOST:PORT (default admin.listen, 127.0.0.1:9269)")
+	f.StringVar(&o.adminAddr, "admin-listen", "", "serve /metrics, /healthz, /readyz and /v1/presence/ on HOST:PORT (default admin.listen, 127.0.0.1:9269)")
 	return cmd
 }
 
