@@ -507,6 +507,27 @@ func TestPresenceSIPWatchesXMPP(t *testing.T) {
 	})
 }
 
+// Presence from XMPP users no SIP user watches is not kept: a peer cannot
+// grow the gateway's memory by sending it from ever new JIDs.
+func TestPresenceUnwatchedNotKept(t *testing.T) {
+	l := startPresenceLoop(t)
+	const senders = 50
+	for i := range senders {
+		l.presence(t, fmt.Sprintf("u%d@peer.test/r%d", i, i), "alice@litware.test", "", "<show>chat</show>")
+	}
+	// Each stanza runs on its own lane: wait for all of them to be handled.
+	deadline := time.Now().Add(10 * time.Second)
+	for strings.Count(l.logs.String(), "xmpp presence not kept: no SIP user watches") < senders {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d presences handled within 10 s", strings.Count(l.logs.String(), "xmpp presence not kept"), senders)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := l.srv.PresenceView().Len(); n != 0 {
+		t.Errorf("presence view holds %d users, want 0", n)
+	}
+}
+
 // presenceTables renders translate's presence tables as the README shows
 // them.
 func presenceTables() string {
