@@ -292,7 +292,9 @@ func parseCPIM(b []byte) (cpimMessage, error) {
 						value = nil
 					}
 				}
-				if utf8.Valid(value) {
+				// Dropped unless XML can carry it: a control character would make
+				// the stanza ill-formed and the peer close the stream.
+				if utf8.Valid(value) && checkXMLChars(value) == nil {
 					out.subject = string(value)
 				}
 			case block == 1 && bytes.EqualFold(name, []byte("Content-Type")):
