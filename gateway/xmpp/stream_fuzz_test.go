@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/xgw-gateway/xgw/gateway/trace"
 )
 
 // fuzzMax is the stanza limit under fuzzing: small, so that the limit is
@@ -46,14 +48,22 @@ func fuzzSeeds() []string {
 }
 
 // FuzzStreamReader drives the stream reader (readHeader, next, readNode)
-// directly: no panic, every failure classified, no element above the limit,
-// the decoder never ahead of the last element by more than the limit, and
-// every element re-serialised as well-formed XML.
+// directly, traced or not: no panic, every failure classified, no element
+// above the limit, neither the reader nor the trace's raw copy more than
+// the limit ahead of the last element, and every element re-serialised as
+// well-formed XML.
 func FuzzStreamReader(f *testing.F) {
 	for _, s := range fuzzSeeds() {
-		f.Add([]byte(s))
+		f.Add([]byte(s), false)
 	}
-	f.Fuzz(func(t *testing.T, in []byte) {
+	f.Add([]byte(fuzzSeeds()[3]), true)
+	f.Add([]byte(fuzzSeeds()[len(fuzzSeeds())-1]), true)
+	tr, err := trace.Open(trace.Options{Writer: io.Discard, Protocols: trace.XMPP})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { tr.Close() })
+	f.Fuzz(func(t *testing.T, in []byte, traced bool) {
 		client, server := net.Pipe()
 		defer server.Close()
 		go func() {
@@ -62,6 +72,9 @@ func FuzzStreamReader(f *testing.F) {
 		}()
 		server.SetReadDeadline(time.Now().Add(10 * time.Second))
 		st := newStream(server, fuzzMax, time.Second)
+		if traced {
+			st.traceAs(tr, "pipe", "a.test", "gmail.test", false)
+		}
 		_, err := st.readHeader()
 		for n := 0; err == nil; n++ {
 			if n > len(in) {
@@ -72,6 +85,9 @@ func FuzzStreamReader(f *testing.F) {
 			el, err = st.next()
 			if ahead := st.lr.read - st.dec.InputOffset(); ahead > fuzzMax {
 				t.Fatalf("reader %d bytes ahead of the decoder, limit %d", ahead, fuzzMax)
+			}
+			if kept := len(st.lr.raw); kept > fuzzMax {
+				t.Fatalf("trace keeps %d raw bytes, limit %d", kept, fuzzMax)
 			}
 			if err != nil {
 				break
