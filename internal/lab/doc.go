@@ -14,6 +14,7 @@
 //	127.0.0.53:53         DNS53: in-process authoritative DNS (UDP+TCP)
 //	127.0.1.1:5222,5269   Prosody for a.test (c2s, s2s), e.g.
 //	127.0.1.2:5222,5269   Prosody for b.test
+//	127.0.1.3:5222,5269   ejabberd for e.test (ejabberd.go), e.g.
 //	127.0.0.1             where clients and Prosody's outgoing s2s connect from
 //
 // Prosody's own resolver reads only the nameserver lines of resolv.conf, only
@@ -39,6 +40,17 @@
 //     instance has a certificate from its own CA, which no peer trusts),
 //     SASL EXTERNAL with TrustCA and certificates from that CA,
 //     DialbackOnly, RequireEncryption, S2SSecureAuth, NoS2STLS.
+//   - StartEjabberd(t, EjabberdConfig) does the same for Debian's ejabberd
+//     23.01: its own ejabberd.yml (c2s and s2s on Addr only, STARTTLS
+//     optional on s2s, mod_s2s_dialback, ping, disco, roster), its own
+//     --config-dir, --ctl-config, inetrc and Erlang cookie, a unique node
+//     name and ERL_DIST_PORT (no epmd). It runs `ejabberdctl foreground` as
+//     user ejabberd, waits (60 s at most; ~4-7 s seen) for c2s and s2s,
+//     registers the users with `ejabberdctl register` (~2-4 s: each call
+//     boots an Erlang VM) and stops the VM and every process under it by
+//     PID when the test ends. ejabberd resolves SRV with Erlang's inet_res
+//     (the namespace's resolv.conf, so DNS53) and A via hosts then the
+//     system resolver.
 //   - Login(t, ctx, addr, jid, password) is a c2s client (mellium.im/xmpp):
 //     STARTTLS, SCRAM-SHA-1 or PLAIN, resource binding, initial presence.
 //     It keeps every stanza received; WaitFor(ctx, match) returns the next
