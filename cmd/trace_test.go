@@ -227,20 +227,26 @@ func TestServeTrace(t *testing.T) {
 			"--log-format", "json", "--force", "--trace", "xmpp", "--trace-file", file)
 		done <- stderr
 	}()
-	var conn net.Conn
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline) && conn == nil; time.Sleep(50 * time.Millisecond) {
-		conn, _ = net.DialTimeout("tcp", gatewayIP+":5269", 200*time.Millisecond)
-	}
-	if conn == nil {
-		stop()
-		t.Fatalf("xgw serve never listened; stderr:\n%s", <-done)
-	}
 	const header = `<?xml version='1.0'?><stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback' from='peer.example' to='school.test' version='1.0'>`
-	conn.Write([]byte(header))
-	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-	buf := make([]byte, 4096)
-	conn.Read(buf) // the gateway's header and features
-	conn.Close()
+	// Until the gateway serves, the pre-flight probes' stand-in listener may
+	// answer on the same port (its stream id starts xgw-hairpin-): retry then.
+	answered := false
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline) && !answered; time.Sleep(50 * time.Millisecond) {
+		conn, err := net.DialTimeout("tcp", gatewayIP+":5269", 200*time.Millisecond)
+		if err != nil {
+			continue
+		}
+		conn.Write([]byte(header))
+		conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		buf := make([]byte, 4096)
+		n, _ := conn.Read(buf) // the gateway's header and features
+		conn.Close()
+		answered = n > 0 && !strings.Contains(string(buf[:n]), "xgw-hairpin-")
+	}
+	if !answered {
+		stop()
+		t.Fatalf("xgw serve never answered a stream; stderr:\n%s", <-done)
+	}
 	time.Sleep(100 * time.Millisecond)
 	stop()
 	stderr := <-done
