@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xgw-gateway/xgw/gateway/config"
 	"github.com/xgw-gateway/xgw/gateway/trace"
 )
 
@@ -248,4 +249,101 @@ func wellFormedStream(t *testing.T, out []byte) {
 			depth--
 		}
 	}
+}
+
+// FuzzAuthenticatedStream feeds arbitrary bytes on an inbound stream after
+// gmail.test authenticated it with real dialback (a Server is its
+// authoritative server, found through a DNS server on loopback): the
+// Handler only ever gets stanzas from gmail.test to a.test, whatever
+// 'from' the bytes claim, and the stream ends cleanly.
+func FuzzAuthenticatedStream(f *testing.F) {
+	h := func(from, to string) string {
+		return `<message from='` + from + `' to='` + to + `' type='chat'><body>hi</body></message>`
+	}
+	for _, s := range []string{
+		h("eve@gmail.test/r", "bob@a.test"),
+		h("eve@GMAIL.test", "BOB@a.test"),
+		h("eve@evil.test", "bob@a.test"),
+		h("alice@a.test", "bob@a.test"),
+		h("eve@gmail.test", "bob@elsewhere.test"),
+		`<message to='bob@a.test'/>`,
+		`<presence from='eve@gmail.test' to='bob@a.test'><status>` + strings.Repeat("s", 2*fuzzMax) + `</status></presence>`,
+		`<iq from='eve@gmail.test' to='a.test' type='get' id='1'><ping xmlns='urn:xmpp:ping'/></iq>` + h("eve@gmail.test", "bob@a.test"),
+		`<db:result from='evil.test' to='a.test'>k</db:result>` + h("eve@evil.test", "bob@a.test"),
+		h("eve@gmail.test", "bob@a.test") + `<!-- c -->`,
+		`<message from='eve@gmail.test' to='bob@a.test'>` + strings.Repeat("<a>", 100) + `</message>`,
+		`</stream:stream>`,
+	} {
+		f.Add([]byte(s))
+	}
+	fd := newFed(f)
+	auth := fd.add(peerOpts{domains: []string{"gmail.test"}, open: true})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { ln.Close() })
+	const negotiation = 2 * time.Second
+	f.Fuzz(func(t *testing.T, in []byte) {
+		var mu sync.Mutex
+		var got []*Stanza
+		s, err := New(Config{
+			Domains: []string{"a.test"}, Federation: []config.Partner{{Domain: "gmail.test", Auth: "dialback"}},
+			Resolver: fd.resolver(), ConnectTimeout: time.Second,
+			MaxStanzaSize: fuzzMax, NegotiationTimeout: negotiation, IdleTimeout: negotiation,
+			Handler: HandlerFunc(func(_ context.Context, st *Stanza) error {
+				mu.Lock()
+				got = append(got, st)
+				mu.Unlock()
+				return nil
+			}),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		client, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn, err := ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan struct{})
+		if !s.add() {
+			t.Fatal("new server refused a stream")
+		}
+		go func() {
+			defer s.wg.Done()
+			defer close(done)
+			s.serveInbound(conn)
+		}()
+		w := wrapWire(t, client)
+		w.send(hdr("gmail.test", "a.test"))
+		id := attrOf(w.expect("version='1.0'>"), "stream:stream", "id")
+		w.send(string(dbRequest("result", "gmail.test", "a.test", "", auth.srv.keys.key("a.test", "gmail.test", id))))
+		w.expect("type='valid'/>")
+		client.SetWriteDeadline(time.Now().Add(negotiation + 3*time.Second))
+		client.Write(in) // the server may close before reading it all
+		client.(*net.TCPConn).CloseWrite()
+		select {
+		case <-done:
+		case <-time.After(negotiation + 3*time.Second):
+			t.Fatalf("server still reading %v after the peer closed its side", negotiation+3*time.Second)
+		}
+		w.expectClosed()
+		wellFormedStream(t, []byte(w.all()))
+		ctx, cancel := context.WithTimeout(context.Background(), negotiation+time.Second)
+		defer cancel()
+		if err := s.Shutdown(ctx); err != nil {
+			t.Fatalf("Shutdown: %v (goroutines left behind)", err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		for _, st := range got {
+			if !strings.EqualFold(st.From.Domainpart(), "gmail.test") || !strings.EqualFold(st.To.Domainpart(), "a.test") {
+				t.Fatalf("handler got a stanza from %s to %s on a stream authenticated only for gmail.test->a.test", st.From, st.To)
+			}
+		}
+	})
 }
