@@ -3,6 +3,7 @@ package cmd
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -227,6 +228,22 @@ func serveCtx(ctx context.Context, args ...string) (code int, stdout, stderr str
 	return code, out.String(), errOut.String()
 }
 
+// servingXMPP reports whether the gateway itself answers an XMPP stream on
+// addr: until it serves, the pre-flight probes' stand-in listener may answer
+// on the same port (its stream id starts xgw-hairpin-).
+func servingXMPP(addr, to string) bool {
+	conn, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+	if err != nil {
+		return false
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, `<?xml version='1.0'?><stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback' from='peer.example' to='%s' version='1.0'>`, to)
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 4096)
+	n, _ := conn.Read(buf)
+	return n > 0 && !strings.Contains(string(buf[:n]), "xgw-hairpin-")
+}
+
 // listening reports whether addr accepts TCP connections.
 func listening(addr string) bool {
 	c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
@@ -286,7 +303,7 @@ func TestServeChecksGate(t *testing.T) {
 		}()
 		up := false
 		for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline) && !up; time.Sleep(50 * time.Millisecond) {
-			up = listening(xmppAddr) && listening(sipAddr)
+			up = servingXMPP(xmppAddr, "school.test") && listening(sipAddr)
 		}
 		stop()
 		var r result

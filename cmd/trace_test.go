@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"flag"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -227,21 +226,9 @@ func TestServeTrace(t *testing.T) {
 			"--log-format", "json", "--force", "--trace", "xmpp", "--trace-file", file)
 		done <- stderr
 	}()
-	const header = `<?xml version='1.0'?><stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback' from='peer.example' to='school.test' version='1.0'>`
-	// Until the gateway serves, the pre-flight probes' stand-in listener may
-	// answer on the same port (its stream id starts xgw-hairpin-): retry then.
 	answered := false
 	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline) && !answered; time.Sleep(50 * time.Millisecond) {
-		conn, err := net.DialTimeout("tcp", gatewayIP+":5269", 200*time.Millisecond)
-		if err != nil {
-			continue
-		}
-		conn.Write([]byte(header))
-		conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-		buf := make([]byte, 4096)
-		n, _ := conn.Read(buf) // the gateway's header and features
-		conn.Close()
-		answered = n > 0 && !strings.Contains(string(buf[:n]), "xgw-hairpin-")
+		answered = servingXMPP(gatewayIP+":5269", "school.test")
 	}
 	if !answered {
 		stop()
