@@ -150,32 +150,28 @@ const (
 // setXMPP records a presence of X's resource and returns X's aggregate:
 // the latest available resource, else unavailable. watched says a SIP user
 // watches X (a notifier dialog exists or is being created): without one
-// nothing is kept and X's entry is dropped. kept is false when nothing was
-// recorded: X is not watched, or maxXMPPUsers others are tracked.
+// nothing is kept, X's entry is dropped and agg is the zero Presence.
+// kept is false when nothing was recorded: X is not watched, or
+// maxXMPPUsers others are tracked (agg is then p alone, still relayed).
 func (b *presenceBook) setXMPP(x jid.JID, resource string, p translate.Presence, watched bool) (agg translate.Presence, kept bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.init()
 	b.seq++
-	sp := stampedPresence{p: p, seq: b.seq}
-	xp := b.xmpp[x.String()]
 	if !watched {
 		delete(b.xmpp, x.String())
-		xp = &xmppPresence{res: map[string]stampedPresence{}}
-		xp.set(resource, sp)
-		return xp.aggregate(), false
+		return translate.Presence{}, false
 	}
+	xp := b.xmpp[x.String()]
+	kept = xp != nil || len(b.xmpp) < maxXMPPUsers
 	if xp == nil {
-		if len(b.xmpp) >= maxXMPPUsers {
-			xp = &xmppPresence{res: map[string]stampedPresence{}}
-			xp.set(resource, sp)
-			return xp.aggregate(), false
-		}
 		xp = &xmppPresence{res: map[string]stampedPresence{}}
-		b.xmpp[x.String()] = xp
+		if kept {
+			b.xmpp[x.String()] = xp
+		}
 	}
-	xp.set(resource, sp)
-	return xp.aggregate(), true
+	xp.set(resource, stampedPresence{p: p, seq: b.seq})
+	return xp.aggregate(), kept
 }
 
 // set applies one resource's presence, keeping at most maxXMPPResources.
@@ -720,7 +716,7 @@ func (s *Server) xmppStatus(ctx context.Context, st *xmpp.Stanza, pair presenceP
 	if !watched {
 		// Nobody on the SIP side asked: keeping it would let any peer grow
 		// the book (RFC 7248 §5 only relays presence to subscribers).
-		s.log.Info("xmpp presence not kept: no SIP user watches the sender", "from", st.From.String(), "to", st.To.String(), "type", string(agg.Type))
+		s.log.Info("xmpp presence not kept: no SIP user watches the sender", "from", st.From.String(), "to", st.To.String(), "type", st.Type)
 		return nil
 	}
 	if !kept {
