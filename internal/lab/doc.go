@@ -50,7 +50,11 @@
 //     boots an Erlang VM) and stops the VM and every process under it by
 //     PID when the test ends. ejabberd resolves SRV with Erlang's inet_res
 //     (the namespace's resolv.conf, so DNS53) and A via hosts then the
-//     system resolver.
+//     system resolver. TrustCA (s2s_cafile) lets a peer with a certificate
+//     from that CA in by SASL EXTERNAL; otherwise ejabberd falls back to
+//     dialback. WaitLog waits for a log line, e.g. ejabberd closing its s2s
+//     stream to a peer the test restarts (a stanza routed into a closing
+//     stream is lost).
 //   - Login(t, ctx, addr, jid, password) is a c2s client (mellium.im/xmpp):
 //     STARTTLS, SCRAM-SHA-1 or PLAIN, resource binding, initial presence.
 //     It keeps every stanza received; WaitFor(ctx, match) returns the next

@@ -2,6 +2,7 @@ package lab
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -38,6 +39,10 @@ type EjabberdConfig struct {
 	// CA of its own (Ejabberd.CA) that no peer trusts, so s2s with a peer
 	// that offers STARTTLS falls back from SASL EXTERNAL to dialback.
 	TLS *certtest.Pair
+	// TrustCA, when set, is the CA ejabberd trusts for s2s peer certificates
+	// (s2s_cafile): a peer with a valid certificate from it authenticates by
+	// SASL EXTERNAL. nil: no test certificate validates, so dialback.
+	TrustCA *certtest.CA
 	// NoS2STLS: s2s_use_starttls false instead of optional.
 	NoS2STLS bool
 }
@@ -142,8 +147,14 @@ func StartEjabberd(t testing.TB, cfg EjabberdConfig) *Ejabberd {
 			t.Fatal(err)
 		}
 	}
+	// Debian's system CAs, unless the test names its own.
+	caPath := "/etc/ssl/certs/ca-certificates.crt"
+	if cfg.TrustCA != nil {
+		caPath = filepath.Join(dir, "trust-ca.pem")
+		prosWrite(t, caPath, cfg.TrustCA.CertPEM)
+	}
 	ymlPath := filepath.Join(dir, "ejabberd.yml")
-	prosWrite(t, ymlPath, []byte(cfg.yml(certPath)))
+	prosWrite(t, ymlPath, []byte(cfg.yml(certPath, caPath)))
 	// Node name: no dot, or ejabberdctl switches to -name (long names).
 	node := fmt.Sprintf("xgwlab%d_%d@localhost", os.Getpid(), distPort)
 	ctlCfg := filepath.Join(dir, "ejabberdctl.cfg")
@@ -263,10 +274,11 @@ func (e *Ejabberd) run(args ...string) ([]byte, error) {
 	}
 }
 
-// stop sends SIGTERM to every process under the ejabberdctl script
-// StartEjabberd started (the Erlang VM turns it into init:stop; the script
-// itself is spared so it does not orphan the VM), then SIGKILL to the
-// process group and the tree if they have not exited within ejStopWait.
+// stop sends SIGTERM to the Erlang VM, the child of the ejabberdctl script
+// StartEjabberd started (the VM turns it into init:stop and ends its own
+// helpers; the script is spared so it does not orphan the VM), then SIGKILL
+// to the process group and the whole tree, for whatever is left after
+// ejStopWait.
 func (e *Ejabberd) stop(t testing.TB) {
 	select {
 	case <-e.exited:
@@ -276,7 +288,7 @@ func (e *Ejabberd) stop(t testing.TB) {
 	begin := time.Now()
 	defer func() { t.Logf("lab: ejabberd %s stopped in %v", e.Domain, time.Since(begin).Round(time.Millisecond)) }()
 	tree := ejProcTree(e.pid)
-	for _, pid := range tree[1:] {
+	for _, pid := range ejChildren(e.pid) {
 		syscall.Kill(pid, syscall.SIGTERM)
 	}
 	select {
@@ -295,6 +307,19 @@ func (e *Ejabberd) stop(t testing.TB) {
 
 // ejProcTree returns root and its descendants, from /proc's parent links.
 func ejProcTree(root int) []int {
+	children := ejParents()
+	tree := []int{root}
+	for i := 0; i < len(tree) && i < 1000; i++ {
+		tree = append(tree, children[tree[i]]...)
+	}
+	return tree
+}
+
+// ejChildren returns the direct children of pid.
+func ejChildren(pid int) []int { return ejParents()[pid] }
+
+// ejParents maps each PID in /proc to its children.
+func ejParents() map[int][]int {
 	entries, _ := os.ReadDir("/proc")
 	children := map[int][]int{}
 	for _, ent := range entries {
@@ -315,11 +340,7 @@ func ejProcTree(root int) []int {
 		ppid, _ := strconv.Atoi(f[1])
 		children[ppid] = append(children[ppid], pid)
 	}
-	tree := []int{root}
-	for i := 0; i < len(tree) && i < 1000; i++ {
-		tree = append(tree, children[tree[i]]...)
-	}
-	return tree
+	return children
 }
 
 // Log returns ejabberd's log so far.
@@ -337,12 +358,27 @@ func (e *Ejabberd) LogTail(n int) string {
 	return strings.Join(lines, "\n")
 }
 
+// WaitLog waits until ejabberd's log holds substr at least n times.
+func (e *Ejabberd) WaitLog(ctx context.Context, substr string, n int) error {
+	for {
+		got := strings.Count(e.Log(), substr)
+		if got >= n {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("ejabberd %s: log holds %q %d times, want %d: %w", e.Domain, substr, got, n, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
 // JID returns user@domain.
 func (e *Ejabberd) JID(user string) string { return user + "@" + e.Domain }
 
 // yml renders ejabberd.yml: one host, c2s and s2s on Addr only, dialback,
 // and only the modules the lab needs. YAML strings are JSON-quoted.
-func (cfg EjabberdConfig) yml(cert string) string {
+func (cfg EjabberdConfig) yml(cert, ca string) string {
 	q := strconv.Quote
 	starttls := "optional"
 	if cfg.NoS2STLS {
@@ -352,6 +388,7 @@ func (cfg EjabberdConfig) yml(cert string) string {
 hosts: [%[2]s]
 loglevel: debug
 certfiles: [%[3]s]
+s2s_cafile: %[8]s
 auth_method: internal
 s2s_use_starttls: %[4]s
 # The lab's DNS serves A records only; fail fast on a silent peer.
@@ -371,7 +408,7 @@ modules:
   mod_ping: {}
   mod_disco: {}
   mod_roster: {}
-`, cfg.Domain, q(cfg.Domain), q(cert), starttls, q(cfg.Addr), EjabberdC2SPort, EjabberdS2SPort)
+`, cfg.Domain, q(cfg.Domain), q(cert), starttls, q(cfg.Addr), EjabberdC2SPort, EjabberdS2SPort, q(ca))
 }
 
 // ejFreePort is a TCP port of 127.0.0.1 free at the time of asking, for
