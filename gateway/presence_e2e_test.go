@@ -223,7 +223,7 @@ func TestEndToEndPresence(t *testing.T) {
 	var uac *lab.Sipp
 	var firstNotify string
 	t.Run("SIP user subscribes to the XMPP user, who approves", func(t *testing.T) {
-		uac = p.startSipp("uac-subscribe.xml", presenceUACIP, "-key", "to", bob, edgeIP+":5060")
+		uac = p.startSipp("uac-subscribe.xml", presenceUACIP, "-aa", "-key", "to", bob, edgeIP+":5060")
 		wait(t, "bob's subscription request", presenceFrom(alice, "subscribe"))
 		sippReceived(t, uac, "NOTIFY", "Subscription-State: pending")
 		if err := p.bob.SendPresence(ctx, alice, "subscribed"); err != nil {

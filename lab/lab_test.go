@@ -187,7 +187,7 @@ func TestLab(t *testing.T) {
 	}
 
 	step("presence: alice@%s subscribes to bob@%s through the Edge; bob approves", sipDomain, xmppDomain)
-	watcher := lab.StartSipp(t, filepath.Join(scenarios, "uac-subscribe.xml"), watchAddr, "-m", "1", "-key", "to", "bob@"+xmppDomain, edgeIP+":5060")
+	watcher := lab.StartSipp(t, filepath.Join(scenarios, "uac-subscribe.xml"), watchAddr, "-m", "1", "-aa", "-key", "to", "bob@"+xmppDomain, edgeIP+":5060")
 	if _, err := bob.WaitFor(ctx, func(s lab.Stanza) bool {
 		return s.Name == "presence" && s.Type == "subscribe" && strings.HasPrefix(s.From, "alice@"+sipDomain)
 	}); err != nil {
