@@ -13,7 +13,10 @@ func newCheckListCmd(s *Streams) *cobra.Command {
 	return &cobra.Command{
 		Use:   "list",
 		Short: "List the check IDs in the order they run",
-		Args:  cobra.NoArgs,
+		Example: `  xgw check list
+  # then run a few of them
+  xgw check --only dns.srv,dns.a`,
+		Args: cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
 			tw := tabwriter.NewWriter(s.Out, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "ID\tREQUIRES\tTITLE")
