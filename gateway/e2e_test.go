@@ -9,7 +9,6 @@ package gateway_test
 // xgw runs in-process; every other part is the real third-party program.
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -17,7 +16,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -50,29 +48,11 @@ var texts = []struct{ name, text string }{
 	{"astral emoji", "😀🎉 𝄞 👩🏽‍💻 🇯🇵"},
 }
 
-// logBuf is a concurrency-safe log sink.
-type logBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // e2e is the running lab.
 type e2e struct {
 	bob      *lab.Client
 	uas      *lab.Sipp
-	gwLog    *logBuf
+	gwLog    *lab.LogBuffer
 	prosody  *lab.Prosody
 	kamailio *lab.Kamailio
 }
@@ -95,7 +75,7 @@ func startE2E(t *testing.T, ctx context.Context) *e2e {
 		t.Fatal(err)
 	}
 
-	e := &e2e{gwLog: &logBuf{}}
+	e := &e2e{gwLog: &lab.LogBuffer{}}
 	e.kamailio = lab.StartKamailio(t, lab.KamailioConfig{
 		Addr: edgeIP + ":5061", CertFile: edgeCert, KeyFile: edgeKey, CAFile: caFile, RequireClientCert: true,
 		Listen: []string{"udp:" + edgeIP + ":5060"},

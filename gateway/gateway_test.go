@@ -27,6 +27,7 @@ import (
 	gwsip "github.com/xgw-gateway/xgw/gateway/sip"
 	"github.com/xgw-gateway/xgw/gateway/xmpp"
 	"github.com/xgw-gateway/xgw/internal/dnstest"
+	"github.com/xgw-gateway/xgw/internal/lab"
 	"github.com/xgw-gateway/xgw/internal/resolve"
 )
 
@@ -38,7 +39,7 @@ type loop struct {
 	edgeIn  chan *sip.Request
 	client  *sipgo.Client
 	sipAddr string
-	logs    *logBuf
+	logs    *lab.LogBuffer
 	stop    context.CancelFunc
 	served  chan error
 	// slowHold, when set, holds the Edge's answer for slow@litware.test
@@ -87,7 +88,7 @@ _xmpp-server._tcp.litware 60 IN SRV 0 5 %d litware.test.
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := &loop{t: t, peerIn: make(chan *xmpp.Stanza, 16), edgeIn: make(chan *sip.Request, 16), logs: &logBuf{}}
+	l := &loop{t: t, peerIn: make(chan *xmpp.Stanza, 16), edgeIn: make(chan *sip.Request, 16), logs: &lab.LogBuffer{}}
 
 	l.peer, err = xmpp.New(xmpp.Config{Domains: []string{"peer.test"}, Resolver: res,
 		Federation: []config.Partner{{Domain: "litware.test", Auth: config.AuthDialback}},

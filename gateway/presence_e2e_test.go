@@ -38,7 +38,7 @@ type presenceE2E struct {
 	t        *testing.T // the top-level test, which outlives restarts
 	cfg      *config.Config
 	stateDir string
-	gwLog    *logBuf
+	gwLog    *lab.LogBuffer
 	bob      *lab.Client
 	prosody  *lab.Prosody
 	kamailio *lab.Kamailio
@@ -48,7 +48,7 @@ type presenceE2E struct {
 func startPresenceE2E(t *testing.T, ctx context.Context) *presenceE2E {
 	t.Helper()
 	testenv.Netns(t)
-	p := &presenceE2E{t: t, gwLog: &logBuf{}, stateDir: t.TempDir()}
+	p := &presenceE2E{t: t, gwLog: &lab.LogBuffer{}, stateDir: t.TempDir()}
 	lab.DNS53(t, lab.ServerZone(xmppDomain, prosodyIP), lab.ServerZone(sipDomain, gatewayIP))
 
 	ca := certtest.NewCA(t, "Litware presence E2E CA")

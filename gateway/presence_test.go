@@ -28,6 +28,7 @@ import (
 	"github.com/xgw-gateway/xgw/gateway/translate"
 	"github.com/xgw-gateway/xgw/gateway/xmpp"
 	"github.com/xgw-gateway/xgw/internal/dnstest"
+	"github.com/xgw-gateway/xgw/internal/lab"
 	"github.com/xgw-gateway/xgw/internal/resolve"
 )
 
@@ -47,7 +48,7 @@ type presenceLoop struct {
 	subsIn   chan edgeSub      // SUBSCRIBEs the Edge got from the gateway
 	notifyIn chan *sip.Request // NOTIFYs the Edge got from the gateway
 	tags     atomic.Int64      // To tags the Edge hands out
-	logs     *logBuf
+	logs     *lab.LogBuffer
 	srv      *gateway.Server
 	stop     context.CancelFunc
 	served   chan error
@@ -83,7 +84,7 @@ _xmpp-server._tcp.litware 60 IN SRV 0 5 %d litware.test.
 		t.Fatal(err)
 	}
 	l := &presenceLoop{t: t, stateDir: t.TempDir(), gwAddr: gwLn.Addr().String(), dnsAddr: dns.Addr,
-		peerIn: make(chan *xmpp.Stanza, 32), subsIn: make(chan edgeSub, 8), notifyIn: make(chan *sip.Request, 16), logs: &logBuf{}}
+		peerIn: make(chan *xmpp.Stanza, 32), subsIn: make(chan edgeSub, 8), notifyIn: make(chan *sip.Request, 16), logs: &lab.LogBuffer{}}
 
 	l.peer, err = xmpp.New(xmpp.Config{Domains: []string{"peer.test"}, Resolver: res,
 		Federation: []config.Partner{{Domain: "litware.test", Auth: config.AuthDialback}},

@@ -24,7 +24,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -245,13 +244,13 @@ func run(ctx context.Context, t *testing.T, bin string, args ...string) (string,
 // serveProc is a running `xgw serve`.
 type serveProc struct {
 	cmd    *exec.Cmd
-	out    *syncBuf
+	out    *lab.LogBuffer
 	exited chan struct{}
 }
 
 func startServe(t *testing.T, bin, cfg, stateDir string) *serveProc {
 	t.Helper()
-	p := &serveProc{out: &syncBuf{}, exited: make(chan struct{})}
+	p := &serveProc{out: &lab.LogBuffer{}, exited: make(chan struct{})}
 	p.cmd = exec.Command(bin, "serve", "-c", cfg, "--state-dir", stateDir, "--log-format", "text", "--no-color")
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	if err := p.cmd.Start(); err != nil {
@@ -295,23 +294,6 @@ func (p *serveProc) stop(t *testing.T) int {
 	}
 	fmt.Fprint(testWriter{t}, p.log())
 	return p.cmd.ProcessState.ExitCode()
-}
-
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // testWriter shows the gateway's log in the test output.

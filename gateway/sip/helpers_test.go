@@ -1,7 +1,6 @@
 package sip_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"log/slog"
@@ -17,6 +16,7 @@ import (
 
 	gwsip "github.com/xgw-gateway/xgw/gateway/sip"
 	"github.com/xgw-gateway/xgw/internal/certtest"
+	"github.com/xgw-gateway/xgw/internal/lab"
 )
 
 const (
@@ -42,24 +42,6 @@ func newPKI(t testing.TB) *pki {
 		rogue:   ca.Issue(t, certtest.Leaf{CN: "rogue.test", DNSNames: []string{"rogue.test"}, ECDSA: true}),
 		foreign: other.Issue(t, certtest.Leaf{CN: edgeName, DNSNames: []string{edgeName}, ECDSA: true}),
 	}
-}
-
-// logBuf collects the endpoint's log for assertions.
-type logBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // waitFor polls cond for up to 5 s.
@@ -264,9 +246,9 @@ func next(t *testing.T, ch chan call, what string) call {
 
 // gateway starts an Endpoint toward ed and wires ed to it. The returned
 // stop closes it and waits for Serve to return.
-func gateway(t testing.TB, p *pki, ed *edge, h gwsip.Handler, mod func(*gwsip.Config)) (*gwsip.Endpoint, *logBuf, func()) {
+func gateway(t testing.TB, p *pki, ed *edge, h gwsip.Handler, mod func(*gwsip.Config)) (*gwsip.Endpoint, *lab.LogBuffer, func()) {
 	t.Helper()
-	logs := &logBuf{}
+	logs := &lab.LogBuffer{}
 	cfg := gwsip.Config{
 		Domains:           []string{"xmpp.test"},
 		Listen:            "127.0.0.1:0",

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -32,24 +31,7 @@ const (
 type gateway struct {
 	srv   *xmpp.Server
 	inbox chan *xmpp.Stanza
-	logs  *syncBuf
-}
-
-type syncBuf struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	logs  *lab.LogBuffer
 }
 
 // waitLog waits until one log line contains every substring.
@@ -77,7 +59,7 @@ func startGateway(t *testing.T, partners []config.Partner, tlsCfg *tls.Config) *
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := &gateway{inbox: make(chan *xmpp.Stanza, 16), logs: &syncBuf{}}
+	g := &gateway{inbox: make(chan *xmpp.Stanza, 16), logs: &lab.LogBuffer{}}
 	g.srv, err = xmpp.New(xmpp.Config{
 		Domains:    []string{sipDomain},
 		TLS:        tlsCfg,
