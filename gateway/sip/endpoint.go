@@ -34,7 +34,7 @@ type Endpoint struct {
 	edgeTP   string // transport to the Edge in sipgo's spelling (TLS, TCP, UDP)
 
 	// sem bounds the requests handled at once; a slot is held until the
-	// handler goroutine returns, even after a timeout answered for it.
+	// handler returns, even after a timeout answered for it.
 	sem chan struct{}
 
 	listenMu sync.Mutex
@@ -322,29 +322,32 @@ func (e *Endpoint) handle(fn func(ctx context.Context, req *sip.Request) (*sip.R
 			e.respond(tx, res)
 			return
 		}
+		defer func() { <-e.sem }()
+		// fn runs on sipgo's goroutine (one per request already): a second
+		// goroutine per request cost stack growth and a channel hand-off.
+		// When ctx ends first (deadline or Close), the AfterFunc answers 504
+		// and fn's late answer is dropped; the slot stays held until fn
+		// returns.
 		ctx, cancel := context.WithTimeout(e.base, e.cfg.HandlerTimeout)
 		defer cancel()
-		type result struct {
-			res   *sip.Response
-			after func()
-		}
-		done := make(chan result, 1)
-		go func() {
-			defer func() { <-e.sem }()
-			res, after := fn(ctx, req)
-			done <- result{res, after}
-		}()
-		select {
-		case r := <-done:
-			e.respond(tx, r.res)
-			if r.after != nil {
-				e.goTracked(r.after)
-			}
-		case <-ctx.Done():
+		timedOut := make(chan struct{})
+		stop := context.AfterFunc(ctx, func() {
+			defer close(timedOut)
 			// RFC 3261 §21.5.5: 504, the gateway got no timely answer
 			// from the side it serves.
 			e.log.Warn("sip: handler timed out", "method", req.Method, "call-id", callID(req), "timeout", e.cfg.HandlerTimeout)
 			e.respond(tx, sip.NewResponseFromRequest(req, 504, "Server Time-out", nil))
+		})
+		res, after := fn(ctx, req)
+		if !stop() {
+			// The 504 went out instead; wait for it, sipgo ends the
+			// transaction when we return.
+			<-timedOut
+			return
+		}
+		e.respond(tx, res)
+		if after != nil {
+			e.goTracked(after)
 		}
 	}
 }

@@ -28,6 +28,11 @@ func TestInboundMessage(t *testing.T) {
 	}
 	gateway(t, p, ed, h, func(c *gwsip.Config) { c.HandlerTimeout = 300 * time.Millisecond })
 
+	// release ends the handler that ignores its deadline; closed before
+	// the gateway shuts down.
+	release := make(chan struct{})
+	defer close(release)
+
 	body := "Привет, 世界 مرحبا e\u0301 🎉"
 	tests := []struct {
 		name       string
@@ -42,6 +47,15 @@ func TestInboundMessage(t *testing.T) {
 		{"handler too slow", func(ctx context.Context) (int, string) {
 			<-ctx.Done()
 			time.Sleep(50 * time.Millisecond)
+			return 200, ""
+		}, nil, 504, "Server Time-out", true},
+		{"handler ignores its deadline", func(context.Context) (int, string) {
+			// Still blocked when the Edge's 3 s wait ends unless the 504
+			// goes out at the deadline rather than when the handler returns.
+			select {
+			case <-release:
+			case <-time.After(10 * time.Second):
+			}
 			return 200, ""
 		}, nil, 504, "Server Time-out", true},
 		{"invalid status from handler", func(context.Context) (int, string) { return 99, "" }, nil, 500, "Server Internal Error", true},
