@@ -197,6 +197,14 @@ func (l *presenceLoop) shutdown() {
 func (l *presenceLoop) restart(t *testing.T) {
 	t.Helper()
 	l.shutdown()
+	// The peer must have seen the gateway close its streams: a stanza it
+	// writes into a stream that is closing is lost (s2s has no XEP-0198
+	// here), and the test would wait for it in vain.
+	for deadline := time.Now().Add(10 * time.Second); len(l.peer.Streams()) > 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the peer still has streams 10 s after the gateway stopped: %+v", l.peer.Streams())
+		}
+	}
 	var gwLn net.Listener
 	var err error
 	for i := 0; i < 50; i++ { // the old listener's port is free again at once, normally
